@@ -1,0 +1,207 @@
+"""Django admin for tenants and agent accounts. Secrets are write-only here.
+
+A secret field always renders empty (never the value, never a masked prefix); typing in it
+replaces the stored secret, leaving it empty keeps it, and a tick box clears it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .errors import MaxContactError
+from .models import AgentAccount, Tenant
+
+
+class AgentAccountForm(forms.ModelForm):
+    new_password = forms.CharField(
+        label=_("MaxContact password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Write-only. Leave empty to keep the stored password."),
+    )
+    clear_password = forms.BooleanField(label=_("Remove the stored password"), required=False)
+    new_static_token = forms.CharField(
+        label=_("MaxContact token (instead of a password)"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_(
+            "Write-only. Only for tenants where an administrator issues tokens; a token "
+            "cannot be renewed automatically when it expires."
+        ),
+    )
+    clear_static_token = forms.BooleanField(label=_("Remove the stored token"), required=False)
+
+    class Meta:
+        model = AgentAccount
+        fields = ["user", "tenant", "remote_user_id", "maxcontact_login", "is_active"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        instance = self.instance
+        password = bool(cleaned.get("new_password")) or (
+            instance.has_password and not cleaned.get("clear_password")
+        )
+        token = bool(cleaned.get("new_static_token")) or (
+            instance.has_static_token and not cleaned.get("clear_static_token")
+        )
+        if password and not cleaned.get("maxcontact_login"):
+            self.add_error("maxcontact_login", _("A password needs the login it belongs to."))
+        if not password and not token:
+            raise forms.ValidationError(
+                _("Give either a MaxContact login and password, or a token.")
+            )
+        return cleaned
+
+    def save(self, commit: bool = True) -> AgentAccount:
+        account: AgentAccount = super().save(commit=False)
+        data = self.cleaned_data
+        if data.get("clear_password"):
+            account.set_password("")
+        if data.get("new_password"):
+            account.set_password(data["new_password"])
+        if data.get("clear_static_token"):
+            account.set_static_token("")
+        if data.get("new_static_token"):
+            account.set_static_token(data["new_static_token"])
+        if "maxcontact_login" in self.changed_data or "tenant" in self.changed_data:
+            account.forget_cached_token()
+        if commit:
+            account.save()
+        return account
+
+
+@admin.action(description=_("Test the connection to MaxContact"))
+def test_connection(
+    modeladmin: admin.ModelAdmin[AgentAccount], request: HttpRequest, queryset: QuerySet[Any]
+) -> None:
+    for account in queryset.select_related("tenant", "user"):
+        started = time.monotonic()
+        client = account.client()
+        try:
+            if client.credentials.can_log_in:
+                client.login()
+            calls = client.get_calls()
+        except MaxContactError as error:
+            modeladmin.message_user(request, f"{account}: {error.message}", level=messages.ERROR)
+            continue
+        elapsed = (time.monotonic() - started) * 1000
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(account)s: connected; %(count)d active call (%(ms)d ms).",
+                "%(account)s: connected; %(count)d active calls (%(ms)d ms).",
+                len(calls),
+            )
+            % {"account": account, "count": len(calls), "ms": elapsed},
+            level=messages.SUCCESS,
+        )
+
+
+@admin.register(AgentAccount)
+class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
+    form = AgentAccountForm
+    list_display = [
+        "user",
+        "tenant",
+        "remote_user_id",
+        "maxcontact_login",
+        "credential_kind",
+        "token_cached",
+        "is_active",
+    ]
+    list_filter = ["tenant", "is_active"]
+    search_fields = [
+        "user__username",
+        "user__email",
+        "maxcontact_login",
+        "remote_user_id",
+        "tenant__name",
+    ]
+    list_select_related = ["user", "tenant"]
+    autocomplete_fields = ["user"]
+    actions = [test_connection]
+    readonly_fields = ["credential_kind", "token_cached", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["user", "tenant", "remote_user_id", "is_active"]}),
+        (
+            _("MaxContact credentials (write-only)"),
+            {
+                "fields": [
+                    "maxcontact_login",
+                    "credential_kind",
+                    "new_password",
+                    "clear_password",
+                    "new_static_token",
+                    "clear_static_token",
+                    "token_cached",
+                ]
+            },
+        ),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description=_("credentials"))
+    def credential_kind(self, account: AgentAccount) -> str:
+        if account.has_password:
+            return str(_("login and password"))
+        if account.has_static_token:
+            return str(_("pasted token"))
+        return str(_("none"))
+
+    @admin.display(description=_("token cached"), boolean=True)
+    def token_cached(self, account: AgentAccount) -> bool:
+        return bool(account.cached_token_encrypted)
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin[Tenant]):
+    list_display = ["name", "base_url", "agent_count", "connect_timeout", "read_timeout"]
+    search_fields = ["name", "base_url"]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url"]}),
+        (
+            _("Requests"),
+            {"fields": ["connect_timeout", "read_timeout", "token_lifetime_seconds"]},
+        ),
+        (
+            _("What the vendor text leaves open"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "auth_failure_codes",
+                    "lead_phone_id_fields",
+                    "token_expiry_fields",
+                    "naive_time_zone",
+                ],
+            },
+        ),
+        (
+            _("Labels shown to agents"),
+            {
+                "fields": [
+                    "call_state_labels",
+                    "call_status_labels",
+                    "recording_state_labels",
+                    "result_code_labels",
+                ]
+            },
+        ),
+        (_("Embedding"), {"fields": ["allowed_origins"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return super().get_queryset(request).annotate(num_agents=Count("agents"))
+
+    @admin.display(description=_("agents"), ordering="num_agents")
+    def agent_count(self, tenant: Tenant) -> int:
+        return getattr(tenant, "num_agents", 0)

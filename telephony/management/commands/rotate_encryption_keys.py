@@ -1,0 +1,42 @@
+"""Re-encrypt every stored MaxContact secret under the newest key.
+
+Procedure: put a new key in front of MAXCONTACT_ENCRYPTION_KEYS, restart, run this command,
+then remove the old key. Secrets no key opens are reported and left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from telephony import encryption
+from telephony.models import AgentAccount
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt all stored MaxContact secrets under the first (newest) key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rotated = 0
+        failed: list[int] = []
+        with transaction.atomic():
+            for account in AgentAccount.objects.select_for_update().order_by("pk"):
+                changes = {}
+                try:
+                    for name in AgentAccount.SECRET_FIELDS:
+                        if getattr(account, name):
+                            changes[name] = encryption.rotate(getattr(account, name))
+                except encryption.UndecryptableSecret:
+                    failed.append(account.pk)
+                    continue
+                if changes:
+                    AgentAccount.objects.filter(pk=account.pk).update(**changes)
+                    rotated += len(changes)
+        self.stdout.write(f"Re-encrypted {rotated} secret(s) under the newest key.")
+        if failed:
+            raise CommandError(
+                f"{len(failed)} account(s) hold secrets no configured key opens: "
+                + ", ".join(map(str, failed))
+            )

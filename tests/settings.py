@@ -1,0 +1,25 @@
+"""Settings for the test run: the project's settings with test-only keys.
+
+The developer's `.env` is not read, so a test run never depends on (or touches) it. Subprocess
+servers started by the tests inherit these variables, so they open the same secrets.
+"""
+
+import os
+
+from cryptography.fernet import Fernet
+
+os.environ["ENV_FILE"] = "/dev/null"
+os.environ.setdefault("MAXCONTACT_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+from controlpanel.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
