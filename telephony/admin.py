@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -165,13 +166,22 @@ class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin[Tenant]):
+    # Django 6's default already: a scheme-less URL typed here means https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "base_url", "agent_count", "connect_timeout", "read_timeout"]
     search_fields = ["name", "base_url"]
     fieldsets = [
         (None, {"fields": ["name", "base_url"]}),
         (
             _("Requests"),
-            {"fields": ["connect_timeout", "read_timeout", "token_lifetime_seconds"]},
+            {
+                "fields": [
+                    "connect_timeout",
+                    "read_timeout",
+                    "token_lifetime_seconds",
+                    "ask_for_json",
+                ]
+            },
         ),
         (
             _("What the vendor text leaves open"),

@@ -67,6 +67,9 @@ class ClientConfig:
     connect_timeout: float = 3.05
     read_timeout: float = 8.0
     max_response_bytes: int = 4 * 1024 * 1024
+    #: Send `Content-Type: application/json` (the vendor's switch to JSON). XML is parsed
+    #: whatever this says, so a tenant that ignores the switch still works.
+    ask_for_json: bool = True
     read_attempts: int = 3  # reads only; actions get exactly one
     retry_backoff: float = 0.25  # seconds, doubled per retry of a read
     #: `ResponseCode`s that mean "log in again" when they come with Success=false.
@@ -405,14 +408,15 @@ class MaxContactClient:
         self, method: str, url: str, params: dict[str, str], headers: dict[str, str]
     ) -> _Reply:
         """One HTTP GET, with its outcome mapped onto our error tree."""
+        config = self.config
         all_headers = {
-            "Content-Type": "application/json",  # the vendor's switch to JSON
             "Accept": "application/json, application/xml;q=0.9",
             "Cache-Control": "no-cache",
             "User-Agent": USER_AGENT,
             **headers,
         }
-        config = self.config
+        if config.ask_for_json:
+            all_headers["Content-Type"] = "application/json"  # the vendor's switch to JSON
         started = time.monotonic()
         deadline = started + config.connect_timeout + 2 * config.read_timeout
         status: int | str = "-"

@@ -67,6 +67,11 @@ class Tenant(models.Model):
     read_timeout = models.FloatField(
         _("read timeout (s)"), default=default_read_timeout, validators=[MinValueValidator(0.1)]
     )
+    ask_for_json = models.BooleanField(
+        _("ask for JSON"),
+        default=True,
+        help_text=_("Send Content-Type: application/json. XML answers are read either way."),
+    )
     token_lifetime_seconds = models.PositiveIntegerField(
         _("token lifetime (s)"),
         null=True,
@@ -117,7 +122,7 @@ class Tenant(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         if not isinstance(self.auth_failure_codes, list) or not all(
             isinstance(code, int) for code in self.auth_failure_codes
         ):
@@ -143,6 +148,7 @@ class Tenant(models.Model):
             base_url=self.base_url,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            ask_for_json=self.ask_for_json,
             auth_failure_codes=frozenset(int(c) for c in self.auth_failure_codes or []),
             token_lifetime=(
                 timedelta(seconds=self.token_lifetime_seconds)

@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.simulator_control"]
+pytest_plugins = ["tests.simulator_control", "tests.servers"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,8 +21,8 @@ from .world import (
     AcdQueue,
     AgentState,
     Call,
-    Campaign,
     CallState,
+    Campaign,
     LeadPhone,
     ResultCode,
     World,
@@ -30,7 +30,7 @@ from .world import (
 
 TELEPHONY_NS = "http://schemas.datacontract.org/2004/07/MaxContact.Telephony.Api"
 TELEPHONY_CLR_NS = "MaxContact.Telephony.Api"
-TOKEN_NS = "http://schemas.datacontract.org/2004/07/MaxContact.LeadManagement.Api"
+TOKEN_NS = "http://schemas.datacontract.org/2004/07/MaxContact.LeadManagement.Api"  # noqa: S105 (an XML namespace)
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 ARRAYS_NS = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
 PRIMITIVE_ITEMS = frozenset({"int", "long", "string", "boolean"})
@@ -53,7 +53,7 @@ class Arr:
     items: Sequence[Value]
 
 
-Value: TypeAlias = None | bool | int | str | When | Obj | Arr
+Value: TypeAlias = bool | int | str | When | Obj | Arr | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,7 @@ def xml_document(root: str, namespace: str, fields: Mapping[str, Value]) -> byte
 # ---------------------------------------------------------------------------------------------
 # JSON
 
-JsonValue: TypeAlias = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 def _key(name: str, style: WireStyle) -> str:
@@ -187,14 +187,16 @@ def json_document(fields: Mapping[str, Value], style: WireStyle) -> bytes:
 # Documents
 
 
-def call_action_response(
-    success: bool, data: Value, code: int, detail: str
-) -> dict[str, Value]:
+def call_action_response(success: bool, data: Value, code: int, detail: str) -> dict[str, Value]:
     return {"Data": data, "ResponseCode": code, "ResponseDetail": detail, "Success": success}
 
 
 def render(
-    fields: Mapping[str, Value], *, as_json: bool, style: WireStyle, root: str = "CallActionResponse",
+    fields: Mapping[str, Value],
+    *,
+    as_json: bool,
+    style: WireStyle,
+    root: str = "CallActionResponse",
     namespace: str = TELEPHONY_NS,
 ) -> tuple[str, bytes]:
     """(Content-Type, body) of a document in the format the request asked for."""
@@ -300,9 +302,13 @@ def campaign_obj(world: World, campaign: Campaign) -> Obj:
     lists = [
         Obj(
             "CampaignList",
-            {"Active": active, "ListID": lid, "ListName": f"{campaign.name} list {n}",
-             "Priority": n},
-        )  # fmt: skip
+            {
+                "Active": active,
+                "ListID": lid,
+                "ListName": f"{campaign.name} list {n}",
+                "Priority": n,
+            },
+        )
         for n, lid in enumerate(campaign.list_ids, start=1)
     ]
     schedules = [
@@ -396,7 +402,9 @@ def campaign_obj(world: World, campaign: Campaign) -> Obj:
 
 
 def acd_queue_obj(world: World, queue: AcdQueue) -> Obj:
-    ready = sum(1 for a in world.agents.values() if world.agent_state(a.user_id) == "ready")
+    ready = sum(
+        1 for a in world.agents.values() if world.agent_state(a.user_id) == AgentState.READY
+    )
     return Obj(
         "AcdQueue",
         {
@@ -408,9 +416,7 @@ def acd_queue_obj(world: World, queue: AcdQueue) -> Obj:
             "DefaultTimeout": queue.default_timeout,
             "DefaultTimeoutIvr": queue.default_timeout * 2,
             "ID": queue.queue_id,
-            "SessionStats": Obj(
-                "AcdSessionStats", {"Abandoned": 1, "Answered": 17, "Offered": 18}
-            ),
+            "SessionStats": Obj("AcdSessionStats", {"Abandoned": 1, "Answered": 17, "Offered": 18}),
             "SkipIndex": 0,
             "SnapshotStats": Obj(
                 "AcdSnapshotStats",

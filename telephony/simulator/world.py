@@ -571,9 +571,7 @@ class World:
                 agent.next_offer_at = None
                 lead = self.rng.choice(list(self.leads.values()))
                 phone = self.rng.choice(lead.phones).phone_number
-                self._start_call(
-                    agent, lead, phone, CallStatus.INBOUND, self.demo.ring_seconds
-                )
+                self._start_call(agent, lead, phone, CallStatus.INBOUND, self.demo.ring_seconds)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole world as plain data for /_sim/state."""
@@ -721,12 +719,21 @@ class World:
         call.connect_at = None
         call.customer_hangup_at = None
 
-    def _remove(self, call: Call, code: ResultCode, *, notes: str, num_sales: int, via: str) -> None:
+    def _remove(
+        self, call: Call, code: ResultCode, *, notes: str, num_sales: int, via: str
+    ) -> None:
         self.dispositions.append(
             Disposition(
-                call.call_id, call.user_id, call.lead_id, call.phone_number,
-                code.code, notes, num_sales, self.clock(), via,
-            )  # fmt: skip
+                call_id=call.call_id,
+                user_id=call.user_id,
+                lead_id=call.lead_id,
+                phone_number=call.phone_number,
+                result_code=code.code,
+                notes=notes,
+                num_sales=num_sales,
+                time=self.clock(),
+                via=via,
+            )
         )
         del self.calls[call.call_id]
         if not self.calls_for(call.user_id):

@@ -1,0 +1,100 @@
+"""Real server processes for integration and browser tests: the panel under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url() -> str:
+    """The URL of the test database this process uses, for a server process to share."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        name = str(settings["NAME"])
+        if name == ":memory:" or "mode=memory" in name:
+            raise RuntimeError("a server process cannot share an in-memory SQLite database")
+        return f"sqlite:///{name}"
+    user = quote(settings.get("USER") or "")
+    password = quote(settings.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    return (
+        f"postgres://{auth}{settings.get('HOST') or '127.0.0.1'}:{settings.get('PORT') or 5432}"
+        f"/{settings['NAME']}"
+    )
+
+
+class PanelServer:
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+
+
+def start_panel(extra_env: dict[str, str] | None = None) -> PanelServer:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlpanel.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "2",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return PanelServer(process, f"http://127.0.0.1:{port}")
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("uvicorn did not start listening")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def panel_server(transactional_db: None) -> Iterator[PanelServer]:
+    """The panel served by uvicorn in its own process, on the test database."""
+    server = start_panel()
+    try:
+        yield server
+    finally:
+        stop(server.process)

@@ -1,0 +1,166 @@
+"""The admin: secrets are write-only, lists are useful, 'test connection' tells the truth."""
+
+import logging
+
+import pytest
+from django.urls import reverse
+
+from telephony.models import AgentAccount, Tenant
+from telephony.simulator.world import SEED_AGENTS
+
+pytestmark = pytest.mark.django_db
+ALICE = SEED_AGENTS[0]
+PASSWORD_FIELD = 'name="new_password"'
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
+def tenant(simulator):
+    return Tenant.objects.create(name="Sim", base_url=simulator.base_url)
+
+
+@pytest.fixture
+def alice(django_user_model, tenant):
+    user = django_user_model.objects.create_user("alice")
+    account = AgentAccount(
+        user=user, tenant=tenant, remote_user_id=ALICE.user_id, maxcontact_login=ALICE.login
+    )
+    account.set_password(ALICE.password)
+    account.save()
+    return account
+
+
+def change_url(account):
+    return reverse("admin:telephony_agentaccount_change", args=[account.pk])
+
+
+def form_data(account, **overrides):
+    data = {
+        "user": account.user_id,
+        "tenant": account.tenant_id,
+        "remote_user_id": account.remote_user_id,
+        "maxcontact_login": account.maxcontact_login,
+        "is_active": "on",
+        "new_password": "",
+        "new_static_token": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_the_change_form_never_shows_a_secret(admin_client, alice):
+    alice.set_static_token("pasted-token-xyz")
+    alice.save()
+    alice.client().login()  # a cached token exists too
+    alice.refresh_from_db()
+    html = admin_client.get(change_url(alice)).content.decode()
+    assert PASSWORD_FIELD in html
+    assert ALICE.password not in html
+    assert "pasted-token-xyz" not in html
+    assert alice.password_encrypted not in html
+    assert alice.cached_token_encrypted not in html
+    assert alice.credentials().password[:3] + "*" not in html  # no masked prefix either
+    assert "login and password" in html
+
+
+def test_an_empty_password_field_keeps_the_stored_password(admin_client, alice):
+    response = admin_client.post(change_url(alice), form_data(alice, remote_user_id=101))
+    assert response.status_code == 302
+    assert AgentAccount.objects.get(pk=alice.pk).credentials().password == ALICE.password
+
+
+def test_typing_a_password_replaces_it_and_forgets_the_token(admin_client, alice):
+    alice.client().login()
+    admin_client.post(change_url(alice), form_data(alice, new_password="brand-new"))
+    fresh = AgentAccount.objects.get(pk=alice.pk)
+    assert fresh.credentials().password == "brand-new"
+    assert fresh.cached_token_encrypted == ""
+
+
+def test_clearing_the_only_credential_is_refused(admin_client, alice):
+    response = admin_client.post(change_url(alice), form_data(alice, clear_password="on"))
+    assert response.status_code == 200
+    assert "Give either a MaxContact login and password, or a token." in response.content.decode()
+    assert AgentAccount.objects.get(pk=alice.pk).has_password
+
+
+def test_an_account_can_be_created_with_a_token_alone(admin_client, tenant, django_user_model):
+    bob = django_user_model.objects.create_user("bob")
+    response = admin_client.post(
+        reverse("admin:telephony_agentaccount_add"),
+        {
+            "user": bob.pk,
+            "tenant": tenant.pk,
+            "remote_user_id": 102,
+            "maxcontact_login": "",
+            "is_active": "on",
+            "new_password": "",
+            "new_static_token": "tok-from-admin",
+        },
+    )
+    assert response.status_code == 302
+    account = AgentAccount.objects.get(user=bob)
+    assert account.credentials().static_token == "tok-from-admin"
+    assert "tok-from-admin" not in account.static_token_encrypted
+
+
+def test_lists_and_search(admin_client, alice, tenant):
+    changelist = reverse("admin:telephony_agentaccount_changelist")
+    html = admin_client.get(changelist, {"q": "alice.agent"}).content.decode()
+    assert "alice" in html
+    assert "login and password" in html
+    assert (
+        admin_client.get(changelist, {"q": "nobody"}).content.decode().count("field-remote_user_id")
+        == 0
+    )
+    tenants = admin_client.get(reverse("admin:telephony_tenant_changelist")).content.decode()
+    assert "Sim" in tenants
+    assert tenant.base_url in tenants
+    assert (
+        admin_client.get(reverse("admin:telephony_tenant_change", args=[tenant.pk])).status_code
+        == 200
+    )
+
+
+def run_test_connection(admin_client, *accounts):
+    return admin_client.post(
+        reverse("admin:telephony_agentaccount_changelist"),
+        {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
+        follow=True,
+    ).content.decode()
+
+
+def test_test_connection_logs_in_and_reads_calls(admin_client, alice, simulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    html = run_test_connection(admin_client, alice)
+    assert "connected; 0 active calls" in html
+    paths = [r["path"].lower() for r in simulator.requests()]
+    assert any("apitoken/login" in p for p in paths)
+    assert any("getcalls/user/101" in p for p in paths)
+    token = AgentAccount.objects.get(pk=alice.pk)
+    secret_values = [ALICE.password, token.client().token_store.load().key]
+    for secret in secret_values:
+        assert secret not in html
+        assert secret not in caplog.text
+
+
+def test_test_connection_reports_the_vendors_own_error(admin_client, alice):
+    alice.set_password("wrong-password")
+    alice.save()
+    html = run_test_connection(admin_client, alice)
+    assert "Invalid username or password" in html
+    assert "wrong-password" not in html
+
+
+def test_test_connection_reports_an_unreachable_tenant(admin_client, alice, tenant):
+    tenant.base_url = "http://127.0.0.1:9/webservices"
+    tenant.connect_timeout = 0.5
+    tenant.save()
+    html = run_test_connection(admin_client, alice)
+    assert "Could not connect to MaxContact" in html
