@@ -13,7 +13,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: help run test lint typecheck unit postgres-tests chromium clean
+.PHONY: help run test lint typecheck unit postgres-tests chromium bench clean
 
 help:
 	@echo "make run    set up and start the panel against the MaxContact simulator"
@@ -54,3 +54,6 @@ test: lint typecheck unit postgres-tests
 
 clean:
 	rm -rf $(VENV) .tools staticfiles .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+bench: $(VENV)/.synced
+	$(PY) scripts/bench.py

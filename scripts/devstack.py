@@ -183,6 +183,8 @@ def main() -> None:
                 "--timeout-graceful-shutdown",
                 "2",
                 "--no-access-log",
+                "--lifespan",
+                "off",
             ],
         )
         wait_for_port(panel_host, panel_port, "panel", panel)

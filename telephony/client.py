@@ -459,8 +459,10 @@ class MaxContactClient:
                 "The request to MaxContact failed", may_have_reached_server=True
             ) from None
         finally:
-            # No URL here: its path holds customers' phone numbers.
-            logger.info(
+            # No URL here: its path holds customers' phone numbers. Polling makes the happy
+            # path frequent, so it logs at DEBUG; anything else is worth a WARNING.
+            logger.log(
+                logging.DEBUG if status == 200 else logging.WARNING,
                 "maxcontact %s user=%s status=%s ms=%d",
                 method,
                 self.user_id,

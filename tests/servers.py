@@ -62,6 +62,8 @@ def start_panel(extra_env: dict[str, str] | None = None) -> PanelServer:
             "--timeout-graceful-shutdown",
             "2",
             "--no-access-log",
+            "--lifespan",
+            "off",
             "--log-level",
             "warning",
         ],
