@@ -32,3 +32,12 @@ def stored_secrets_open(**kwargs: Any) -> list[checks.CheckMessage]:
 
 def register() -> None:
     checks.register(stored_secrets_open, checks.Tags.security, deploy=False)
+
+
+def refuse_to_start_with_wrong_keys() -> None:
+    """Raise ImproperlyConfigured when stored secrets do not open with the configured keys."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = stored_secrets_open()
+    if errors:
+        raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")

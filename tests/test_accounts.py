@@ -178,3 +178,16 @@ def test_tenant_validation_explains_bad_options(tenant):
         "call_state_labels",
         "naive_time_zone",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_panel_refuses_to_start_with_a_key_that_opens_nothing(alice):
+    from tests.servers import start_panel, stop
+
+    try:
+        server = start_panel({"MAXCONTACT_ENCRYPTION_KEYS": Fernet.generate_key().decode()})
+    except RuntimeError as error:
+        assert "uvicorn exited" in str(error)  # noqa: PT017 (must also stop a started server)
+    else:
+        stop(server.process)
+        pytest.fail("the panel started with a key that opens none of the stored secrets")
