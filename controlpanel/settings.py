@@ -15,27 +15,18 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from controlpanel.envfile import EnvFileError, load_env_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Lets `admin.ModelAdmin[Model]` and friends be subscripted at run time, as the stubs allow.
 django_stubs_ext.monkeypatch()
 
 
-def _load_env_file(path: Path) -> None:
-    """Read KEY=VALUE lines into os.environ without overriding what is already set."""
-    if not path.is_file():
-        return
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ImproperlyConfigured(f"{path}:{number}: expected KEY=VALUE")
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
-
-
-_load_env_file(Path(os.environ.get("ENV_FILE", BASE_DIR / ".env")))
+try:
+    load_env_file(Path(os.environ.get("ENV_FILE", BASE_DIR / ".env")))
+except EnvFileError as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 
 def env_str(name: str, default: str | None = None) -> str:

@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ NS = (
 )
 
 
-def per_call(fn, *, repeat: int = 7, number: int = 2000) -> float:
+def per_call(fn: Callable[[], object], *, repeat: int = 7, number: int = 2000) -> float:
     """Best-of-`repeat` seconds per call of fn()."""
     best = float("inf")
     for _ in range(repeat):

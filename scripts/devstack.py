@@ -19,6 +19,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from controlpanel.envfile import load_env_file  # noqa: E402
+
 PYTHON = sys.executable
 ENV_FILE = ROOT / ".env"
 
@@ -43,13 +47,6 @@ def ensure_env_file() -> None:
     )
     ENV_FILE.chmod(0o600)
     log(f"wrote {ENV_FILE.name} with new keys")
-
-
-def load_env_file() -> None:
-    for line in ENV_FILE.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            os.environ.setdefault(key.strip(), value.strip())
 
 
 def answers(host: str, port: int) -> bool:
@@ -84,7 +81,7 @@ def free(host: str, port: int) -> bool:
 def main() -> None:
     os.chdir(ROOT)
     ensure_env_file()
-    load_env_file()
+    load_env_file(ENV_FILE)
     panel_host = os.environ.get("PANEL_HOST", "127.0.0.1")
     panel_port = int(os.environ.get("PANEL_PORT", "8000"))
     sim_host = os.environ.get("SIMULATOR_HOST", "127.0.0.1")

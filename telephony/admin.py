@@ -13,10 +13,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters
 
+from . import wire
+from .encryption import UndecryptableSecret
 from .errors import MaxContactError
 from .models import AgentAccount, Tenant
 
@@ -61,7 +65,22 @@ class AgentAccountForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("Give either a MaxContact login and password, or a token.")
             )
+        if password and token:
+            raise forms.ValidationError(
+                _(
+                    "Store either a password or a token, not both: tick the box that removes "
+                    "the one you no longer want."
+                )
+            )
         return cleaned
+
+    def clean_new_static_token(self) -> str:
+        value: str = self.cleaned_data.get("new_static_token", "")
+        if value and not wire.VALID_TOKEN.fullmatch(value):
+            raise forms.ValidationError(
+                _("A token is printable ASCII without spaces, quotes, commas or semicolons.")
+            )
+        return value
 
     def save(self, commit: bool = True) -> AgentAccount:
         account: AgentAccount = super().save(commit=False)
@@ -87,13 +106,16 @@ def test_connection(
 ) -> None:
     for account in queryset.select_related("tenant", "user"):
         started = time.monotonic()
-        client = account.client()
         try:
+            client = account.client()
             if client.credentials.can_log_in:
                 client.login()
             calls = client.get_calls()
         except MaxContactError as error:
             modeladmin.message_user(request, f"{account}: {error.message}", level=messages.ERROR)
+            continue
+        except UndecryptableSecret as error:
+            modeladmin.message_user(request, f"{account}: {error}", level=messages.ERROR)
             continue
         elapsed = (time.monotonic() - started) * 1000
         modeladmin.message_user(
@@ -150,6 +172,17 @@ class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
         ),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
+
+    @method_decorator(sensitive_post_parameters("new_password", "new_static_token"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Django's own error reports then never carry what an admin typed in a secret field.
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("credentials"))
     def credential_kind(self, account: AgentAccount) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import requests
+import urllib3.exceptions
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 
 from . import wire
@@ -47,7 +50,14 @@ from .entities import (
     Token,
     User,
 )
-from .errors import AuthenticationFailed, MalformedResponse, MaxContactError, Rejected, Unreachable
+from .errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    MalformedResponse,
+    MaxContactError,
+    Rejected,
+    Unreachable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +96,9 @@ class TokenStore(Protocol):
 
     def save(self, token: Token | None) -> None: ...
 
+    def discard(self, key: str) -> None:
+        """Forget the token `key` (MaxContact refused it), unless a newer one replaced it."""
+
 
 class MemoryTokenStore:
     def __init__(self, token: Token | None = None) -> None:
@@ -96,6 +109,10 @@ class MemoryTokenStore:
 
     def save(self, token: Token | None) -> None:
         self.token = token
+
+    def discard(self, key: str) -> None:
+        if self.token is not None and self.token.key == key:
+            self.token = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,7 @@ class MaxContactClient:
 
     # --- Token service --------------------------------------------------------------------
 
+    @sensitive_variables()
     def login(self) -> Token:
         """Token service: GET services/apitoken/login/{login}, password in Authorization."""
         if not self.credentials.can_log_in:
@@ -197,8 +215,14 @@ class MaxContactClient:
         logger.info("maxcontact login user=%s ok", self.user_id)
         return token
 
+    @sensitive_variables()
     def _current_token(self) -> str:
         if self.credentials.static_token and not self.credentials.can_log_in:
+            if not wire.VALID_TOKEN.fullmatch(self.credentials.static_token):
+                raise AuthenticationFailed(
+                    "The token stored for this agent has characters a cookie cannot carry; "
+                    "an administrator must paste it again"
+                )
             return self.credentials.static_token
         token = self.token_store.load()
         if token is None or (
@@ -248,12 +272,20 @@ class MaxContactClient:
     def dial(self, *, phone: str, lead_id: int | None = None) -> DialResult:
         """Dial: GET telephony/dial/user/{UserID}/phone/{PhoneNum}?leadid={LeadID}."""
         params = {"leadid": str(int(lead_id))} if lead_id is not None else {}
-        envelope = self._act("dial", ["dial", "user", self.user_id, "phone", phone], params)
-        new_call = wire.one_record(envelope.data, marker="CallId")
+        segments = ["dial", "user", self.user_id, "phone", _phone(phone)]
+        envelope = self._act("dial", segments, params)
+        try:
+            record = wire.one_record(envelope.data, marker="CallId")
+            new_call = wire.call(record, self.config.wire) if record is not None else None
+        except MalformedResponse:
+            # Success=true is the truth: the dial happened. An unreadable Data must not make
+            # it look doubtful (and invite a second dial); the next getcalls shows the call.
+            logger.warning("maxcontact dial user=%s: Data unreadable after success", self.user_id)
+            new_call = None
         return DialResult(
             response_code=envelope.response_code,
             response_detail=envelope.response_detail,
-            call=wire.call(new_call, self.config.wire) if new_call is not None else None,
+            call=new_call,
         )
 
     def hangup(self, *, call_id: int) -> ActionResult:
@@ -299,7 +331,7 @@ class MaxContactClient:
         """Create New Lead: GET telephony/createnewlead/user/{U}/call/{C}/phone/{PhoneNum}."""
         return self._action(
             "createnewlead",
-            ["createnewlead", "user", self.user_id, "call", int(call_id), "phone", phone],
+            ["createnewlead", "user", self.user_id, "call", int(call_id), "phone", _phone(phone)],
         )
 
     def connect_calls(
@@ -352,25 +384,36 @@ class MaxContactClient:
     def _read(self, method: str, segments: list[Any]) -> wire.Envelope:
         return self._telephony(method, segments, {}, retry_reads=True)
 
+    @sensitive_variables()
     def _telephony(
         self, method: str, segments: list[Any], params: dict[str, str], *, retry_reads: bool
     ) -> wire.Envelope:
         url = f"{self._base}/services/telephony/" + "/".join(_segment(s) for s in segments)
         logged_in_again = False
         while True:
+            token = self._current_token()
             send = functools.partial(
-                self._send, method, url, params, {"Cookie": f"TokenKey={self._current_token()}"}
+                self._send, method, url, params, {"Cookie": f"TokenKey={token}"}
             )
             reply = self._with_read_retries(send) if retry_reads else send()
-            envelope = self._envelope(method, reply)
-            if envelope is not None and (
-                envelope.success or envelope.response_code not in self.config.auth_failure_codes
-            ):
-                if not envelope.success:
+            if reply.status == 200:
+                envelope = wire.parse_envelope(reply.body)
+                if envelope.success:
+                    return envelope
+                if envelope.response_code not in self.config.auth_failure_codes:
                     raise Rejected(envelope.response_code, envelope.response_detail)
-                return envelope
-            # MaxContact refused the token: the request was turned away without effect.
-            self.token_store.save(None)
+                did_nothing = True  # Success=false: MaxContact says it did not act
+            elif reply.status == 401:
+                did_nothing = True  # refused before anything was done
+            elif reply.status == 403:
+                did_nothing = _says_not_done(reply.body)
+            else:
+                raise _status_error(method, reply.status, may_have_reached_server=True)
+
+            # MaxContact refused the token. Forget it (unless another process already
+            # replaced it) and log in once; an action is sent again only when MaxContact said
+            # it did nothing with it.
+            self.token_store.discard(token)
             if logged_in_again or not self.credentials.can_log_in:
                 raise AuthenticationFailed(
                     "MaxContact refused this agent's token"
@@ -380,14 +423,13 @@ class MaxContactClient:
             logger.info(
                 "maxcontact %s user=%s token refused; logging in again", method, self.user_id
             )
-
-    def _envelope(self, method: str, reply: _Reply) -> wire.Envelope | None:
-        """The parsed answer, or None when MaxContact refused the token."""
-        if reply.status in (401, 403):
-            return None
-        if reply.status != 200:
-            raise _status_error(method, reply.status, may_have_reached_server=True)
-        return wire.parse_envelope(reply.body)
+            if not (did_nothing or retry_reads):
+                self._current_token()
+                raise AuthenticationFailed(
+                    f"MaxContact refused the token for {method} (HTTP 403) without saying "
+                    "whether it acted; a new token is ready, but the action was not sent again: "
+                    "check your calls before trying again"
+                )
 
     def _with_read_retries(self, send: Callable[[], _Reply]) -> _Reply:
         delay = self.config.retry_backoff
@@ -404,6 +446,7 @@ class MaxContactClient:
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @sensitive_variables()
     def _send(
         self, method: str, url: str, params: dict[str, str], headers: dict[str, str]
     ) -> _Reply:
@@ -471,26 +514,57 @@ class MaxContactClient:
             )
 
 
+_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{0,30}", re.ASCII)
+
+
+def _phone(phone: str) -> str:
+    """A phone number for a path segment; anything else is refused before it is sent."""
+    phone = phone.strip()
+    if not _PHONE.fullmatch(phone):
+        raise InvalidRequest(f"{phone[:40]!r} is not a phone number")
+    return phone
+
+
+def _says_not_done(body: bytes) -> bool:
+    """True when an error body is a CallActionResponse with Success=false."""
+    try:
+        return wire.parse_envelope(body).success is False
+    except MalformedResponse:
+        return False
+
+
 def _segment(value: object) -> str:
     """One path segment, percent-encoded whole (a '+' or '/' in a phone stays in its segment)."""
     return quote(str(value), safe="")
 
 
 def _read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
+    """The body, refused past `limit` bytes or past `deadline` (a server that trickles).
+
+    `read1` returns whatever has arrived, so the deadline is checked at least once per read
+    timeout however slowly the bytes come.
+    """
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise MalformedResponse(f"MaxContact's answer is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(64 * 1024):
+        while True:
+            if time.monotonic() > deadline:
+                raise requests.ReadTimeout("overall deadline passed")
+            chunk = response.raw.read1(64 * 1024, decode_content=True)
+            if not chunk:
+                break
             size += len(chunk)
             if size > limit:
                 raise MalformedResponse(f"MaxContact's answer is larger than {limit} bytes")
-            if time.monotonic() > deadline:
-                raise requests.ReadTimeout("overall deadline passed")
             chunks.append(chunk)
-    except requests.exceptions.ChunkedEncodingError:
+    except urllib3.exceptions.ReadTimeoutError:
+        raise requests.ReadTimeout("read timed out") from None
+    except urllib3.exceptions.DecodeError:
+        raise MalformedResponse("MaxContact's answer could not be decompressed") from None
+    except (urllib3.exceptions.HTTPError, OSError):
         raise requests.ConnectionError("answer cut off") from None
     return b"".join(chunks)
 

@@ -78,3 +78,9 @@ class MalformedResponse(MaxContactError):
             f"{self.message}. MaxContact may or may not have carried out the request; "
             "check your calls before trying again."
         )
+
+
+class InvalidRequest(MaxContactError):
+    """We refused to send a request whose arguments cannot be right (nothing was sent)."""
+
+    safe_to_retry = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -42,6 +43,19 @@ def default_read_timeout() -> float:
     return float(settings.MAXCONTACT_READ_TIMEOUT)
 
 
+def validate_base_url(value: str) -> None:
+    """HTTPS only: the password and the token travel in every request. Loopback (the
+    simulator, a local tunnel) may use plain HTTP."""
+    parts = urlsplit(value)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}:
+        return
+    raise ValidationError(
+        _("Use https:// (plain http is allowed only for 127.0.0.1 and localhost).")
+    )
+
+
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
@@ -57,6 +71,7 @@ class Tenant(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     base_url = models.URLField(
         _("MaxContact base URL"),
+        validators=[validate_base_url],
         help_text=_("For example https://acme.maxcontact.com/webservices"),
     )
     connect_timeout = models.FloatField(
@@ -76,6 +91,7 @@ class Tenant(models.Model):
         _("token lifetime (s)"),
         null=True,
         blank=True,
+        validators=[MinValueValidator(120)],
         help_text=_(
             "MaxContact does not document it. Leave empty to reuse a token until it is refused."
         ),
@@ -165,10 +181,10 @@ class Tenant(models.Model):
 
 class AgentAccountQuerySet(models.QuerySet["AgentAccount"]):
     def with_undecryptable_secrets(self) -> list[int]:
-        """Primary keys of accounts holding a secret that no configured key opens."""
+        """Primary keys of accounts holding credentials that no configured key opens."""
         unreadable = []
-        for account in self.only(*AgentAccount.SECRET_FIELDS):
-            for name in AgentAccount.SECRET_FIELDS:
+        for account in self.only(*AgentAccount.CREDENTIAL_FIELDS):
+            for name in AgentAccount.CREDENTIAL_FIELDS:
                 ciphertext = getattr(account, name)
                 if not ciphertext:
                     continue
@@ -183,7 +199,9 @@ class AgentAccountQuerySet(models.QuerySet["AgentAccount"]):
 class AgentAccount(models.Model):
     """A panel user's identity at MaxContact: the remote `UserID` and how to get a token."""
 
-    SECRET_FIELDS = ("password_encrypted", "static_token_encrypted", "cached_token_encrypted")
+    #: Secrets an admin entered: losing them needs an admin. The cached token is disposable.
+    CREDENTIAL_FIELDS = ("password_encrypted", "static_token_encrypted")
+    SECRET_FIELDS = (*CREDENTIAL_FIELDS, "cached_token_encrypted")
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_account"
@@ -263,6 +281,8 @@ class AgentAccount(models.Model):
 class AccountTokenStore:
     """Keeps an account's MaxContact token encrypted in its row, shared by every process."""
 
+    FIELDS = ("cached_token_encrypted", "cached_token_obtained_at", "cached_token_expires_at")
+
     def __init__(self, account: AgentAccount) -> None:
         self.account = account
 
@@ -275,6 +295,24 @@ class AccountTokenStore:
         except encryption.UndecryptableSecret:
             return None  # a token is cheap to get again
         return Token(key, account.cached_token_obtained_at, account.cached_token_expires_at)
+
+    def discard(self, key: str) -> None:
+        """Forget a refused token, unless another process has already stored a newer one."""
+        account = self.account
+        current = self.load()
+        if current is not None and current.key == key and account.pk is not None:
+            AgentAccount.objects.filter(
+                pk=account.pk, cached_token_encrypted=account.cached_token_encrypted
+            ).update(
+                cached_token_encrypted="",
+                cached_token_obtained_at=None,
+                cached_token_expires_at=None,
+            )
+        if account.pk is not None:
+            # Pick up what is stored now: possibly a token another process just obtained.
+            account.refresh_from_db(fields=AccountTokenStore.FIELDS)
+        elif current is not None and current.key == key:
+            account.forget_cached_token()
 
     def save(self, token: Token | None) -> None:
         account = self.account

@@ -106,7 +106,8 @@ def parse_document(body: bytes) -> Record | list[Any]:
             raise MalformedResponse(
                 "MaxContact sent XML with a document type or entities, which we refuse to read"
             ) from None
-        except SafeET.ParseError:
+        except (SafeET.ParseError, LookupError, ValueError, RecursionError):
+            # LookupError/ValueError: an encoding declaration Python cannot decode.
             raise MalformedResponse("MaxContact sent XML that does not parse") from None
         return Record.from_xml(root)
     if text.startswith((b"{", b"[")):
@@ -124,6 +125,15 @@ def parse_document(body: bytes) -> Record | list[Any]:
 
 
 def parse_envelope(body: bytes) -> Envelope:
+    try:
+        return _parse_envelope(body)
+    except MalformedResponse:
+        raise
+    except Exception:  # a shape nobody foresaw must still be a clear error, not a crash
+        raise MalformedResponse("MaxContact sent an answer we cannot read") from None
+
+
+def _parse_envelope(body: bytes) -> Envelope:
     document = parse_document(body)
     if not isinstance(document, Record) or not document.has("Success"):
         raise MalformedResponse("MaxContact's answer has no Success field")
@@ -144,7 +154,7 @@ def records(data: Any, *, marker: str) -> Iterator[Record]:
     `marker` is a field every such object has: an XML element that holds it is one object, an
     XML element that does not is a list of objects (DataContract's ArrayOfX).
     """
-    if data is None or data == "":
+    if data is None or (isinstance(data, str) and not data.strip()):
         return
     if isinstance(data, Record):
         yield data
@@ -179,19 +189,28 @@ def one_record(data: Any, *, marker: str) -> Record | None:
 def to_str(value: Any) -> str:
     if value is None or isinstance(value, (Element, Record, list, dict)):
         return ""
-    return str(value)
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from JSON escapes
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def to_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
+        return value if abs(value) < 2**63 else None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         return int(value)
     return None
+
+
+# Ids are at most 64-bit (.NET long): 19 digits, ASCII only (int() would take other scripts).
+_INTEGER = re.compile(r"\s*[-+]?[0-9]{1,19}\s*", re.ASCII)
 
 
 def to_bool(value: Any) -> bool | None:
@@ -208,14 +227,20 @@ def to_bool(value: Any) -> bool | None:
     return None
 
 
-_MS_DATE = re.compile(r"^\\?/Date\((-?\d+)([+-]\d{4})?\)\\?/$")
+_MS_DATE = re.compile(r"^\\?/Date\((-?[0-9]{1,16})([+-][0-9]{4})?\)\\?/$", re.ASCII)
 
 
 def to_datetime(value: Any, naive_zone: tzinfo = UTC) -> datetime | None:
     """Read an ISO-8601 or WCF `/Date(ms+zone)/` date; None when absent or unreadable."""
     if not isinstance(value, str) or not value.strip():
         return None
-    text = value.strip()
+    try:
+        return _to_datetime(value.strip(), naive_zone)
+    except (ValueError, OverflowError, OSError):  # out of range for Python's datetime
+        return None
+
+
+def _to_datetime(text: str, naive_zone: tzinfo) -> datetime | None:
     match = _MS_DATE.match(text)
     if match:
         # The milliseconds are UTC; the suffix only says which zone the sender displays in.
@@ -226,10 +251,7 @@ def to_datetime(value: Any, naive_zone: tzinfo = UTC) -> datetime | None:
             zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
             instant = instant.astimezone(zone)
         return instant
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
+    parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=naive_zone)
     return parsed
@@ -337,8 +359,23 @@ def result_codes(data: Any) -> list[ResultCode]:
     ]
 
 
+#: A cookie-value (RFC 6265): printable ASCII without space, '"', ',', ';' or backslash.
+VALID_TOKEN = re.compile(r"[!#-+\--:<-\[\]-~]{1,4096}", re.ASCII)
+
+
 def token(body: bytes, *, obtained_at: datetime, options: WireOptions) -> Token:
     """Read the token service's reply: `TokenKey` at the top level or inside `Data`."""
+    try:
+        return _token(body, obtained_at=obtained_at, options=options)
+    except (MalformedResponse, AuthenticationFailed):
+        raise
+    except Exception:
+        raise MalformedResponse(
+            "MaxContact's token service sent an answer we cannot read"
+        ) from None
+
+
+def _token(body: bytes, *, obtained_at: datetime, options: WireOptions) -> Token:
     document = parse_document(body)
     if not isinstance(document, Record):
         raise MalformedResponse("MaxContact's token service answered without a TokenKey")
@@ -351,12 +388,13 @@ def token(body: bytes, *, obtained_at: datetime, options: WireOptions) -> Token:
     key = to_str(holder.get("TokenKey")) if holder is not None else ""
     if not key.strip():
         raise MalformedResponse("MaxContact's token service answered without a TokenKey")
+    if not VALID_TOKEN.fullmatch(key.strip()):
+        raise MalformedResponse("MaxContact's token service sent a TokenKey that cannot be used")
     assert holder is not None
-    return Token(
-        key=key.strip(),
-        obtained_at=obtained_at,
-        expires_at=to_datetime(holder.get(*options.token_expiry_fields), options.naive_time_zone),
-    )
+    expires_at = to_datetime(holder.get(*options.token_expiry_fields), options.naive_time_zone)
+    if expires_at is not None and expires_at <= obtained_at:
+        expires_at = None  # a .NET "no expiry" (0001-01-01) or a skewed clock: not a deadline
+    return Token(key=key.strip(), obtained_at=obtained_at, expires_at=expires_at)
 
 
 def iter_names(values: Iterable[str]) -> tuple[str, ...]:

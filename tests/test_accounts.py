@@ -191,3 +191,61 @@ def test_the_panel_refuses_to_start_with_a_key_that_opens_nothing(alice):
     else:
         stop(server.process)
         pytest.fail("the panel started with a key that opens none of the stored secrets")
+
+
+def test_a_refused_token_does_not_wipe_a_newer_one_from_another_process(alice):
+    from datetime import UTC, datetime
+
+    from telephony.entities import Token
+    from telephony.models import AccountTokenStore
+
+    mine = AccountTokenStore(alice)
+    mine.save(Token("old", datetime.now(UTC), None))
+    other_process = AccountTokenStore(AgentAccount.objects.get(pk=alice.pk))
+    other_process.save(Token("newer", datetime.now(UTC), None))
+
+    mine.discard("old")  # my copy is stale: the row now holds "newer"
+    assert AccountTokenStore(AgentAccount.objects.get(pk=alice.pk)).load().key == "newer"
+    assert mine.load().key == "newer"  # and I pick it up instead of logging in
+
+    mine.discard("newer")
+    assert AccountTokenStore(AgentAccount.objects.get(pk=alice.pk)).load() is None
+
+
+def test_a_cached_token_under_a_lost_key_is_dropped_not_fatal(alice, settings):
+    from datetime import UTC, datetime
+
+    from telephony.entities import Token
+    from telephony.models import AccountTokenStore
+
+    old_key = settings.MAXCONTACT_ENCRYPTION_KEYS
+    settings.MAXCONTACT_ENCRYPTION_KEYS = Fernet.generate_key().decode()
+    AccountTokenStore(alice).save(Token("written-by-a-stale-worker", datetime.now(UTC), None))
+    settings.MAXCONTACT_ENCRYPTION_KEYS = old_key
+
+    assert checks.stored_secrets_open() == []  # only admin-entered secrets are fatal
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
+    fresh = AgentAccount.objects.get(pk=alice.pk)
+    assert fresh.cached_token_encrypted == ""
+    assert fresh.credentials().password == "alice-maxcontact-pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://acme.maxcontact.com/webservices", True),
+        ("http://127.0.0.1:8081/webservices", True),
+        ("http://localhost:8081/webservices", True),
+        ("http://acme.maxcontact.com/webservices", False),
+        ("ftp://acme.maxcontact.com/webservices", False),
+    ],
+)
+def test_a_tenant_url_must_be_https_except_on_loopback(tenant, url, ok):
+    from django.core.exceptions import ValidationError
+
+    tenant.base_url = url
+    if ok:
+        tenant.full_clean()
+    else:
+        with pytest.raises(ValidationError, match="https"):
+            tenant.full_clean()

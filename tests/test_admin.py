@@ -164,3 +164,35 @@ def test_test_connection_reports_an_unreachable_tenant(admin_client, alice, tena
     tenant.save()
     html = run_test_connection(admin_client, alice)
     assert "Could not connect to MaxContact" in html
+
+
+def test_a_password_and_a_token_together_are_refused(admin_client, alice):
+    response = admin_client.post(change_url(alice), form_data(alice, new_static_token="tok"))
+    assert "not both" in response.content.decode()
+    assert not AgentAccount.objects.get(pk=alice.pk).has_static_token
+
+
+def test_replacing_the_password_by_a_token_works_in_one_save(admin_client, alice):
+    response = admin_client.post(
+        change_url(alice), form_data(alice, new_static_token="tok-1", clear_password="on")
+    )
+    assert response.status_code == 302
+    fresh = AgentAccount.objects.get(pk=alice.pk)
+    assert (fresh.has_password, fresh.credentials().static_token) == (False, "tok-1")
+
+
+def test_a_token_a_cookie_cannot_carry_is_refused_and_not_echoed(admin_client, alice):
+    response = admin_client.post(
+        change_url(alice), form_data(alice, new_static_token="bad; token", clear_password="on")
+    )
+    html = response.content.decode()
+    assert "printable ASCII" in html
+    assert "bad; token" not in html
+
+
+def test_test_connection_reports_undecryptable_credentials(admin_client, alice, settings):
+    from cryptography.fernet import Fernet
+
+    settings.MAXCONTACT_ENCRYPTION_KEYS = Fernet.generate_key().decode()
+    html = run_test_connection(admin_client, alice)
+    assert "cannot be decrypted" in html

@@ -15,7 +15,13 @@ import responses
 
 from telephony.client import ClientConfig, Credentials, MaxContactClient, MemoryTokenStore
 from telephony.entities import Token
-from telephony.errors import AuthenticationFailed, MalformedResponse, Rejected, Unreachable
+from telephony.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    MalformedResponse,
+    Rejected,
+    Unreachable,
+)
 
 BASE = "https://acme.maxcontact.com/webservices"
 TEL = f"{BASE}/services/telephony"
@@ -375,3 +381,123 @@ def test_credentials_never_show_in_a_repr():
     credentials = Credentials(login="alice.agent", password="pw-123", static_token="tk-456")
     assert "pw-123" not in repr(credentials)
     assert "tk-456" not in repr(credentials)
+
+
+@pytest.mark.parametrize("phone", ["..", ".", "../../goready/user/102", "abc", "", "0123/456"])
+@responses.activate
+def test_something_that_is_not_a_phone_number_is_never_sent(phone):
+    with pytest.raises(InvalidRequest):
+        make_client().dial(phone=phone)
+    with pytest.raises(InvalidRequest):
+        make_client().create_new_lead(call_id=1000, phone=phone)
+    assert sent() == []
+
+
+@responses.activate
+def test_a_successful_dial_with_unreadable_data_is_still_a_success():
+    responses.get(f"{TEL}/dial/user/101/phone/0123456789", json=ok(12345))
+    result = make_client().dial(phone="0123456789")
+    assert result.call is None
+    assert len(sent()) == 1
+
+
+@responses.activate
+def test_an_action_refused_with_a_bare_403_is_not_resent():
+    responses.get(f"{TEL}/dial/user/101/phone/0123456789", status=403, body="Forbidden")
+    responses.get(LOGIN_URL, json={"TokenKey": "tok-2"})
+    client = make_client()
+    with pytest.raises(AuthenticationFailed, match="not sent again"):
+        client.dial(phone="0123456789")
+    dials = [r for r in sent() if "/dial/" in r.url]
+    assert len(dials) == 1
+    assert client.token_store.load().key == "tok-2"  # the next click works
+
+
+@responses.activate
+def test_an_action_refused_with_403_and_success_false_is_resent_once():
+    responses.get(
+        f"{TEL}/hold/user/101/call/1000",
+        status=403,
+        json={"Success": False, "ResponseCode": 401, "ResponseDetail": "Denied"},
+    )
+    responses.get(f"{TEL}/hold/user/101/call/1000", json=ok())
+    responses.get(LOGIN_URL, json={"TokenKey": "tok-2"})
+    make_client().hold(call_id=1000)
+    kinds = [
+        "apitoken" if "apitoken" in r.url else urlsplit(r.url).path.split("/")[4] for r in sent()
+    ]
+    assert kinds == ["hold", "apitoken", "hold"]
+
+
+@responses.activate
+def test_a_read_refused_with_a_bare_403_is_resent_after_login():
+    responses.get(f"{TEL}/getcalls/user/101", status=403, body="")
+    responses.get(f"{TEL}/getcalls/user/101", json=ok([]))
+    responses.get(LOGIN_URL, json={"TokenKey": "tok-2"})
+    assert make_client().get_calls() == []
+
+
+@responses.activate
+def test_a_pasted_token_a_cookie_cannot_carry_is_refused_before_sending():
+    client = MaxContactClient(
+        ClientConfig(base_url=BASE),
+        user_id=101,
+        credentials=Credentials(static_token="bad token;\r\nX: 1"),
+    )
+    with pytest.raises(AuthenticationFailed, match="paste it again") as caught:
+        client.get_calls()
+    assert "bad token" not in str(caught.value)
+    assert sent() == []
+
+
+def test_a_token_that_another_process_replaced_is_not_discarded():
+    store = MemoryTokenStore(Token("newer", datetime.now(UTC), None))
+    store.discard("refused-old-one")
+    assert store.load().key == "newer"
+    store.discard("newer")
+    assert store.load() is None
+
+
+def test_a_server_that_trickles_is_cut_off_at_the_deadline():
+    """connect 0.5 s + 2 x read 0.5 s: a body sent a byte every 0.3 s is given up on."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(100):
+            if stop.is_set():
+                break
+            connection.sendall(b" ")
+            time.sleep(0.3)
+        connection.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    client = MaxContactClient(
+        ClientConfig(
+            base_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            connect_timeout=0.5,
+            read_timeout=0.5,
+            read_attempts=1,
+        ),
+        user_id=101,
+        credentials=Credentials(static_token="t"),
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable) as caught:
+            client.get_calls()
+    finally:
+        stop.set()
+        listener.close()
+    assert caught.value.may_have_reached_server
+    assert time.monotonic() - started < 10  # the trickle alone would take 30 s

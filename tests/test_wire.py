@@ -1,5 +1,6 @@
 """The wire layer reads what a .NET MaxContact can send, and refuses what it cannot read."""
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -267,3 +268,74 @@ def test_token_reply_saying_no_is_an_authentication_failure():
     body = b'{"Success":false,"ResponseDetail":"Invalid username or password"}'
     with pytest.raises(AuthenticationFailed, match="Invalid username or password"):
         wire.token(body, obtained_at=NOW, options=OPTIONS)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Success":true,"ResponseCode":"' + b"9" * 5000 + b'"}',
+        b'{"Success":true,"Data":[{"CallId":"' + b"1" * 5000 + b'"}]}',
+        b'<?xml version="1.0" encoding="bogus"?><CallActionResponse/>',
+        b'<?xml version="1.0" encoding="shift_jis"?><CallActionResponse/>',
+        b"<a>" * 100_000 + b"</a>" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"Success":true,"Data":[[1,2],[3]]}',
+        b'{"Success":true,"Data":12345}',
+        b"\xff\xfe<\x00a\x00/\x00>\x00",
+    ],
+)
+def test_hostile_bodies_are_malformed_responses_never_crashes(body):
+    try:
+        envelope = wire.parse_envelope(body)
+        wire.calls(envelope.data, OPTIONS)
+    except MalformedResponse:
+        pass
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "/Date(99999999999999999)/",
+        "/Date(0+9999)/",
+        "/Date(253402300799000+0100)/",
+        "/Date(" + "9" * 400 + ")/",
+        "9999-99-99T00:00:00",
+        "/Date(١٢٣)/",
+    ],
+)
+def test_out_of_range_dates_are_unknown_not_errors(date):
+    body = json.dumps({"Success": True, "Data": [{"CallId": 1, "CallStartTime": date}]})
+    (call,) = wire.calls(wire.parse_envelope(body.encode()).data, OPTIONS)
+    assert call.start_time is None
+
+
+def test_non_ascii_digits_are_not_numbers():
+    assert wire.to_int("١٢٣") is None
+    assert wire.to_int(2**70) is None
+    assert wire.to_int("4294967301") == 4294967301
+
+
+def test_lone_surrogates_are_replaced():
+    body = b'{"Success":true,"Data":[{"CallId":1,"CustomerName":"A\\ud800B"}]}'
+    (call,) = wire.calls(wire.parse_envelope(body).data, OPTIONS)
+    call.customer_name.encode("utf-8")  # would raise on a surrogate
+    assert call.customer_name.startswith("A") and call.customer_name.endswith("B")
+
+
+def test_pretty_printed_empty_data_means_no_calls():
+    body = (
+        f"<CallActionResponse {NS}><Data>\n   </Data><Success>true</Success></CallActionResponse>"
+    )
+    assert wire.calls(wire.parse_envelope(body.encode()).data, OPTIONS) == []
+
+
+@pytest.mark.parametrize("key", ["tök€n", "a b", "a;b", 'a"b', "a\r\nX-Evil: 1", ""])
+def test_a_token_a_cookie_cannot_carry_is_refused(key):
+    body = json.dumps({"TokenKey": key}).encode()
+    with pytest.raises(MalformedResponse):
+        wire.token(body, obtained_at=NOW, options=OPTIONS)
+
+
+def test_an_expiry_in_the_past_is_not_a_deadline():
+    body = b'{"TokenKey":"k","Expires":"0001-01-01T00:00:00"}'
+    assert wire.token(body, obtained_at=NOW, options=OPTIONS).expires_at is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import dataclasses
 import json
@@ -38,6 +39,7 @@ from .world import (
 )
 
 DEFAULT_TOKEN_LIFETIME = 8 * 3600.0
+LOG_LIMIT = 10_000  # requests kept for GET /_sim/requests, newest win
 MAX_BODY = 1_000_000
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -290,7 +292,8 @@ class App:
             self.tokens: dict[str, Token] = {}
             self.token_lifetime = DEFAULT_TOKEN_LIFETIME
             self.faults: list[Fault] = []
-            self.log: list[dict[str, Any]] = []
+            # Bounded: a long demo run must not grow without limit.
+            self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_LIMIT)
             self.seq = 0
 
     def tick(self) -> None:

@@ -23,14 +23,26 @@ class Command(BaseCommand):
         failed: list[int] = []
         with transaction.atomic():
             for account in AgentAccount.objects.select_for_update().order_by("pk"):
-                changes = {}
+                changes: dict[str, object] = {}
                 try:
-                    for name in AgentAccount.SECRET_FIELDS:
+                    for name in AgentAccount.CREDENTIAL_FIELDS:
                         if getattr(account, name):
                             changes[name] = encryption.rotate(getattr(account, name))
                 except encryption.UndecryptableSecret:
                     failed.append(account.pk)
                     continue
+                if account.cached_token_encrypted:
+                    try:
+                        changes["cached_token_encrypted"] = encryption.rotate(
+                            account.cached_token_encrypted
+                        )
+                    except encryption.UndecryptableSecret:
+                        # A cached token is disposable: drop it, the next request logs in.
+                        changes.update(
+                            cached_token_encrypted="",
+                            cached_token_obtained_at=None,
+                            cached_token_expires_at=None,
+                        )
                 if changes:
                     AgentAccount.objects.filter(pk=account.pk).update(**changes)
                     rotated += len(changes)
