@@ -1,6 +1,53 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import path, register_converter
+
+from . import views
+
+
+class CallActionConverter:
+    regex = "hangup|hold|retrieve|stoprecord|startrecord"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class DirectoryConverter:
+    regex = "campaigns|queues|users|resultcodes"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(CallActionConverter, "call_action")
+register_converter(DirectoryConverter, "directory")
 
 urlpatterns = [
+    path("", views.panel, name="panel"),
+    path("panel/workspace", views.workspace, name="workspace"),
+    path("panel/ready", views.go_ready, name="go-ready"),
+    path("panel/dial", views.dial, name="dial"),
+    path("panel/calls/<int:call_id>/<call_action:method>", views.call_action, name="call-action"),
+    path("panel/calls/<int:call_id>/dispose", views.dispose, name="dispose"),
+    path("panel/calls/<int:call_id>/lead", views.lead_panel, name="lead-panel"),
+    path("panel/calls/<int:call_id>/changelead", views.change_lead, name="change-lead"),
+    path("panel/calls/<int:call_id>/newlead", views.new_lead, name="new-lead"),
+    path("panel/calls/<int:call_id>/transfer", views.transfer_start, name="transfer-start"),
+    path("panel/transfer/complete", views.transfer_complete, name="transfer-complete"),
+    path("panel/directory/<directory:kind>", views.directory_panel, name="directory"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="panel/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -63,6 +64,13 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(
             _("%(value)s is not a known time zone"), params={"value": value}
         ) from None
+
+
+MEANINGS = {
+    "call_state_meanings": {"ringing", "talking", "held", "ended"},
+    "call_status_meanings": {"inbound", "outbound"},
+    "recording_state_meanings": {"recording", "stopped", "off"},
+}
 
 
 class Tenant(models.Model):
@@ -120,6 +128,46 @@ class Tenant(models.Model):
         default="UTC",
         validators=[validate_time_zone],
     )
+    default_region = models.CharField(
+        _("default phone region"),
+        max_length=2,
+        default="GB",
+        help_text=_("ISO country code used to read numbers typed without +country code."),
+    )
+    dial_format = models.CharField(
+        _("send numbers as"),
+        max_length=8,
+        choices=[
+            ("national", _("national digits (07700900123)")),
+            ("e164", _("E.164 (+447700900123)")),
+        ],
+        default="national",
+    )
+    after_last_call = models.CharField(
+        _("agent state after her last call is disposed"),
+        max_length=8,
+        choices=[("unknown", _("unknown (show 'not ready')")), ("ready", _("ready"))],
+        default="unknown",
+        help_text=_("MaxContact does not say; set 'ready' if agents return to ready."),
+    )
+    call_state_meanings = models.JSONField(
+        _("CallState meanings"),
+        default=dict,
+        blank=True,
+        help_text=_('Value to meaning: ringing, talking, held or ended, e.g. {"3": "held"}.'),
+    )
+    call_status_meanings = models.JSONField(
+        _("CallStatus meanings"),
+        default=dict,
+        blank=True,
+        help_text=_('Value to meaning: inbound or outbound, e.g. {"1": "inbound"}.'),
+    )
+    recording_state_meanings = models.JSONField(
+        _("RecordingState meanings"),
+        default=dict,
+        blank=True,
+        help_text=_('Value to meaning: recording, stopped or off, e.g. {"2": "stopped"}.'),
+    )
     call_state_labels = models.JSONField(_("CallState labels"), default=dict, blank=True)
     call_status_labels = models.JSONField(_("CallStatus labels"), default=dict, blank=True)
     recording_state_labels = models.JSONField(_("RecordingState labels"), default=dict, blank=True)
@@ -156,6 +204,16 @@ class Tenant(models.Model):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 errors[name] = _('Enter an object of labels, e.g. {"2": "Talking"}.')
+        for name, allowed in MEANINGS.items():
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not set(value.values()) <= allowed:
+                errors[name] = _("Use only these meanings: %(allowed)s.") % {
+                    "allowed": ", ".join(sorted(allowed))
+                }
+        try:
+            phonenumbers.country_code_for_valid_region(self.default_region)
+        except Exception:  # phonenumbers raises a bare Exception for unknown regions
+            errors["default_region"] = _("Enter a two-letter country code such as GB or US.")
         if errors:
             raise ValidationError(errors)
 
@@ -217,6 +275,9 @@ class AgentAccount(models.Model):
     cached_token_encrypted = models.TextField(blank=True, editable=False)
     cached_token_obtained_at = models.DateTimeField(null=True, blank=True, editable=False)
     cached_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    desk_state = models.CharField(max_length=16, default="unknown", editable=False)
+    desk_state_since = models.DateTimeField(null=True, blank=True, editable=False)
+    ready_before_call = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -333,3 +394,100 @@ class AccountTokenStore:
             setattr(account, name, value)
         if account.pk is not None:
             AgentAccount.objects.filter(pk=account.pk).update(**values)
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    def for_account(self, account: AgentAccount) -> AuditEntryQuerySet:
+        return self.filter(account=account)
+
+
+class AuditEntry(models.Model):
+    """One action an agent asked MaxContact to perform, and what came of it. Append-only.
+
+    `idempotency_key` is unique: the form that sends an action carries a fresh key, and the
+    entry is written *before* MaxContact is called, so the same form sent twice (a double
+    click, a retried request) can never reach MaxContact twice.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", _("sent, no answer yet")
+        OK = "ok", _("done")
+        REJECTED = "rejected", _("rejected by MaxContact")
+        UNREACHABLE = "unreachable", _("MaxContact unreachable")
+        UNCERTAIN = "uncertain", _("may or may not have happened")
+        AUTHENTICATION = "authentication", _("login refused")
+        MALFORMED = "malformed", _("unreadable answer")
+        REFUSED = "refused", _("refused before sending")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account = models.ForeignKey(
+        AgentAccount, null=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    remote_user_id = models.PositiveIntegerField(_("MaxContact user id"))
+    method = models.CharField(_("method"), max_length=32, db_index=True)
+    call_id = models.BigIntegerField(_("call id"), null=True, blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.PENDING
+    )
+    response_code = models.IntegerField(_("ResponseCode"), null=True, blank=True)
+    response_detail = models.TextField(_("ResponseDetail or error"), blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = _("audit entries")
+
+    def __str__(self) -> str:
+        return f"{self.method} by user {self.remote_user_id}: {self.outcome}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == self.Outcome.OK
+
+
+class TrackedCallQuerySet(models.QuerySet["TrackedCall"]):
+    def current(self) -> TrackedCallQuerySet:
+        return self.filter(gone_at__isnull=True)
+
+
+class TrackedCall(models.Model):
+    """What the panel knows about a live call beyond what getcalls says.
+
+    MaxContact's CallId restarts at 1000 whenever the platform restarts, so a row is one
+    sighting of a call id, from its first appearance in getcalls until it leaves the list
+    (`gone_at`). It holds what the vendor does not report reliably: whether the agent put
+    the call on hold and whether she paused its recording (the vendor notes that its own
+    agent UI does not show a recording stopped through the API).
+    """
+
+    account = models.ForeignKey(AgentAccount, on_delete=models.CASCADE, related_name="calls")
+    call_id = models.BigIntegerField()
+    first_seen_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    phone_number = models.CharField(max_length=40, blank=True)
+    lead_id = models.BigIntegerField(null=True, blank=True)
+    held = models.BooleanField(default=False)
+    recording_paused = models.BooleanField(default=False)
+    ended_seen_at = models.DateTimeField(null=True, blank=True)
+    gone_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TrackedCallQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "call_id"],
+                condition=models.Q(gone_at__isnull=True),
+                name="one_current_sighting_per_call",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"call {self.call_id} of account {self.account_id}"

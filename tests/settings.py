@@ -14,6 +14,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+# Each test run has its own cache keys on the shared Redis (a `make run` may be using it).
+os.environ.setdefault("CACHE_KEY_PREFIX", f"panel-tests-{os.getpid()}")
 
 from controlpanel.settings import *  # noqa: F403
 

@@ -20,6 +20,18 @@ from telephony.simulator.world import SEED_AGENTS
 
 DEMO_TENANT = "Demo (simulator)"
 
+#: What the simulator's enumeration values mean (docs/simulator.md). A real tenant's admin
+#: fills these in once the vendor's values are known; until then raw numbers are shown.
+SIMULATOR_MEANINGS = {
+    "call_state_meanings": {"1": "ringing", "2": "talking", "3": "held", "4": "ended"},
+    "call_state_labels": {"1": "Ringing", "2": "Connected", "3": "On hold", "4": "Ended"},
+    "call_status_meanings": {"1": "inbound", "2": "outbound"},
+    "call_status_labels": {"1": "Inbound", "2": "Outbound (manual)"},
+    "recording_state_meanings": {"0": "off", "1": "recording", "2": "stopped"},
+    "recording_state_labels": {"0": "Not recorded", "1": "Recording", "2": "Stopped"},
+    "after_last_call": "ready",
+}
+
 
 class Command(BaseCommand):
     help = "Create the demo admin and agent against the MaxContact simulator."
@@ -49,7 +61,8 @@ class Command(BaseCommand):
         agent_user.save()
 
         tenant, _ = Tenant.objects.update_or_create(
-            name=DEMO_TENANT, defaults={"base_url": options["simulator_url"].rstrip("/")}
+            name=DEMO_TENANT,
+            defaults={"base_url": options["simulator_url"].rstrip("/"), **SIMULATOR_MEANINGS},
         )
         seed = SEED_AGENTS[0]
         account = AgentAccount.objects.filter(user=agent_user).first() or AgentAccount(

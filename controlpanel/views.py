@@ -1,0 +1,584 @@
+"""The agent panel: one page, and one thin view per control.
+
+Every view acts for the logged-in agent only: her MaxContact account comes from
+`request.user`, never from a URL or a form field. Actions are POSTs (CSRF-protected) that
+call MaxContact once through `telephony.desk.perform`, then re-read her calls and answer with
+the re-rendered workspace, so the response to a click shows its effect.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from telephony import desk as desks
+from telephony.desk import Desk, Outcome
+from telephony.entities import ActionResult
+from telephony.errors import MaxContactError, Rejected
+from telephony.models import AgentAccount, AuditEntry
+
+from . import directory, forms
+
+PAGE = "panel/agent.html"
+View = Callable[..., HttpResponse]
+
+
+def agent_required(view: View) -> View:
+    """Load the logged-in user's own agent account, or send her to log in."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            if getattr(request, "htmx", False):
+                # A fetch would follow a redirect and swap the login page into the panel.
+                login = f"{reverse('login')}?next={reverse('panel')}"
+                return HttpResponse(status=200, headers={"HX-Redirect": login})
+            return redirect_to_login(request.get_full_path())
+        account = (
+            AgentAccount.objects.select_related("tenant", "user")
+            .filter(user=request.user, is_active=True)
+            .first()
+        )
+        if account is None:
+            return render(request, "panel/no_account.html", status=403)
+        return view(request, account, *args, **kwargs)
+
+    return wrapper
+
+
+# --- Rendering --------------------------------------------------------------------------------
+
+
+class Notice:
+    """The one message the workspace shows after an action: what happened, what next."""
+
+    def __init__(self, level: str, text: str, detail: str = "") -> None:
+        self.level = level  # "success", "info" or "error"
+        self.text = text
+        self.detail = detail
+
+    @classmethod
+    def of(cls, outcome: Outcome, success: str) -> Notice:
+        if outcome.error is None:
+            detail = outcome.result.response_detail if outcome.result else ""
+            return cls("success", success, detail)
+        error = outcome.error
+        if isinstance(error, desks.Duplicate):
+            return cls("info", error.agent_message)
+        if isinstance(error, Rejected):
+            return cls("error", _("MaxContact refused: %(detail)s") % {"detail": error.message})
+        return cls("error", error.agent_message)
+
+
+def _codes(account: AgentAccount) -> tuple[list[Any], str]:
+    try:
+        return directory.result_codes(account), ""
+    except MaxContactError as error:
+        return [], error.agent_message
+
+
+def _workspace_context(
+    account: AgentAccount,
+    desk: Desk,
+    *,
+    notice: Notice | None = None,
+    bound: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the workspace partial draws. `bound` holds forms re-shown with their input."""
+    bound = bound or {}
+    tenant = account.tenant
+    codes: list[Any] = []
+    codes_error = ""
+    if desk.wrap_up_calls or len(desk.live_calls) >= 2:
+        codes, codes_error = _codes(account)
+    choices = forms.result_code_choices(codes, tenant.result_code_labels)
+    dispose_forms = {
+        view.call_id: bound.get(f"dispose-{view.call_id}")
+        or forms.DisposeForm(choices=choices, prefix=f"c{view.call_id}")
+        for view in desk.wrap_up_calls
+    }
+    transfer = None
+    live = desk.live_calls
+    if len(live) >= 2:
+        transfer = bound.get("transfer") or forms.TransferCompleteForm(
+            codes=codes,
+            labels=tenant.result_code_labels,
+            initial={"call1": live[0].call_id, "call2": live[1].call_id},
+        )
+    return {
+        "account": account,
+        "tenant": tenant,
+        "desk": desk,
+        "notice": notice,
+        "dispose_forms": dispose_forms,
+        "codes_error": codes_error,
+        "transfer_form": transfer,
+        "transfer_start_form": bound.get("transfer_start")
+        or forms.TransferStartForm(tenant=tenant),
+        "new_lead_forms": bound.get("new_lead") or {},
+    }
+
+
+def _respond(
+    request: HttpRequest,
+    account: AgentAccount,
+    *,
+    notice: Notice | None = None,
+    bound: dict[str, Any] | None = None,
+    dial_form: forms.DialForm | None = None,
+) -> HttpResponse:
+    """The workspace after an action, read fresh from MaxContact."""
+    desk = desks.read_desk(account)
+    context = _workspace_context(account, desk, notice=notice, bound=bound)
+    if dial_form is not None:
+        context["dial_form"] = dial_form
+    if not getattr(request, "htmx", False):  # a plain form post (no JavaScript): whole page
+        context.setdefault("dial_form", forms.DialForm(tenant=account.tenant))
+        return render(request, PAGE, context)
+    return render(request, f"{PAGE}#workspace-response", context)
+
+
+def _fresh(form_class: type[forms.ActionForm], data: Any, **kwargs: Any) -> Any:
+    """The submitted form again, to show its input, with a new key for the next attempt."""
+    data = data.copy()
+    prefix = kwargs.get("prefix")
+    data[f"{prefix}-key" if prefix else "key"] = forms.new_key()
+    form = form_class(data, **kwargs)
+    form.is_valid()
+    return form
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+
+@require_GET
+@agent_required
+def panel(request: HttpRequest, account: AgentAccount) -> HttpResponse:
+    desk = desks.read_desk(account)
+    context = _workspace_context(account, desk)
+    context["dial_form"] = forms.DialForm(tenant=account.tenant)
+    return render(request, PAGE, context)
+
+
+@require_GET
+@agent_required
+def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
+    desk = desks.read_desk(account)
+    return render(request, f"{PAGE}#workspace", _workspace_context(account, desk))
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "panel/csrf_failure.html", status=403)
+
+
+# --- Actions ----------------------------------------------------------------------------------
+
+
+def _refuse_unless_own_call(
+    request: HttpRequest, account: AgentAccount, call_id: int, method: str
+) -> HttpResponse | None:
+    """None when the call is one of the agent's; otherwise the refusal, logged."""
+    if account.calls.current().filter(call_id=call_id).exists():
+        return None
+    desk = desks.read_desk(account)  # it may have arrived since the page was drawn
+    if desk.find(call_id) is not None:
+        return None
+    AuditEntry.objects.create(
+        user=account.user,  # agent_required: the logged-in user owns this account
+        account=account,
+        remote_user_id=account.remote_user_id,
+        method=method,
+        call_id=call_id,
+        parameters={"call_id": call_id},
+        outcome=AuditEntry.Outcome.REFUSED,
+        response_detail="not one of the agent's calls",
+    )
+    text = _("Call %(call)s is not one of your calls (it may have ended). Nothing was sent.")
+    context = _workspace_context(account, desk, notice=Notice("error", text % {"call": call_id}))
+    return render(request, f"{PAGE}#workspace-response", context)
+
+
+def _perform(
+    request: HttpRequest,
+    account: AgentAccount,
+    method: str,
+    run: Callable[[], ActionResult],
+    *,
+    key: str,
+    call_id: int | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Outcome:
+    return desks.perform(
+        account, method, run, user=request.user, key=key, call_id=call_id, parameters=parameters
+    )
+
+
+def _bad_form() -> Notice:
+    return Notice("error", _("That form was incomplete. Reload the page and try again."))
+
+
+@require_POST
+@agent_required
+def go_ready(request: HttpRequest, account: AgentAccount) -> HttpResponse:
+    form = forms.ActionForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, account, notice=_bad_form())
+    outcome = _perform(
+        request,
+        account,
+        "goready",
+        lambda: account.client().go_ready(),
+        key=form.cleaned_data["key"],
+    )
+    return _respond(request, account, notice=Notice.of(outcome, _("You are ready for calls.")))
+
+
+@require_POST
+@agent_required
+def dial(request: HttpRequest, account: AgentAccount) -> HttpResponse:
+    form = forms.DialForm(request.POST, tenant=account.tenant)
+    if not form.is_valid():
+        # Nothing to ask MaxContact: only the form changes.
+        response = render(request, f"{PAGE}#dial-form", {"dial_form": form})
+        response["HX-Retarget"] = "#dial"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    phone, lead_id = form.cleaned_data["phone"], form.cleaned_data["lead_id"]
+    outcome = _perform(
+        request,
+        account,
+        "dial",
+        lambda: account.client().dial(phone=phone, lead_id=lead_id),
+        key=form.cleaned_data["key"],
+        parameters={"phone": phone, "lead_id": lead_id},
+    )
+    notice = Notice.of(outcome, _("Dialling %(phone)s.") % {"phone": phone})
+    # Success clears the number; a failure keeps what the agent typed.
+    next_form = (
+        forms.DialForm(tenant=account.tenant)
+        if outcome.ok
+        else _fresh(forms.DialForm, request.POST, tenant=account.tenant)
+    )
+    return _respond(request, account, notice=notice, dial_form=next_form)
+
+
+CALL_ACTIONS: dict[str, Callable[[Any, int], ActionResult]] = {
+    "hangup": lambda client, call_id: client.hangup(call_id=call_id),
+    "hold": lambda client, call_id: client.hold(call_id=call_id),
+    "retrieve": lambda client, call_id: client.retrieve(call_id=call_id),
+    "stoprecord": lambda client, call_id: client.stop_record(call_id=call_id),
+    "startrecord": lambda client, call_id: client.start_record(call_id=call_id),
+}
+
+
+def _success_text(method: str) -> str:
+    return {
+        "hangup": _("Call ended. Choose a result to finish it."),
+        "hold": _("Call on hold."),
+        "retrieve": _("Call taken off hold."),
+        "stoprecord": _("Recording paused. Resume it when the sensitive part is over."),
+        "startrecord": _("Recording resumed."),
+    }[method]
+
+
+@require_POST
+@agent_required
+def call_action(
+    request: HttpRequest, account: AgentAccount, call_id: int, method: str
+) -> HttpResponse:
+    form = forms.ActionForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, account, notice=_bad_form())
+    refusal = _refuse_unless_own_call(request, account, call_id, method)
+    if refusal is not None:
+        return refusal
+    run = CALL_ACTIONS[method]
+    outcome = _perform(
+        request,
+        account,
+        method,
+        lambda: run(account.client(), call_id),
+        key=form.cleaned_data["key"],
+        call_id=call_id,
+        parameters={"call_id": call_id},
+    )
+    return _respond(request, account, notice=Notice.of(outcome, _success_text(method)))
+
+
+@require_POST
+@agent_required
+def dispose(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    refusal = _refuse_unless_own_call(request, account, call_id, "dispose")
+    if refusal is not None:
+        return refusal
+    codes, codes_error = _codes(account)
+    choices = forms.result_code_choices(codes, account.tenant.result_code_labels)
+    prefix = f"c{call_id}"
+    form = forms.DisposeForm(request.POST, choices=choices, prefix=prefix)
+    if not form.is_valid():
+        notice = Notice("error", codes_error or _("Choose a result for the call."))
+        return _respond(request, account, notice=notice, bound={f"dispose-{call_id}": form})
+    code, notes = form.cleaned_data["result_code"], form.cleaned_data["notes"]
+    outcome = _perform(
+        request,
+        account,
+        "dispose",
+        lambda: account.client().dispose(call_id=call_id, result_code=code),
+        key=form.cleaned_data["key"],
+        call_id=call_id,
+        parameters={"call_id": call_id, "result_code": code, "notes": notes},
+    )
+    label = dict(choices).get(code, code)
+    notice = Notice.of(outcome, _("Call finished as “%(result)s”.") % {"result": label})
+    bound = {}
+    if not outcome.ok:  # keep the chosen result and the notes for another try
+        bound[f"dispose-{call_id}"] = _fresh(
+            forms.DisposeForm, request.POST, choices=choices, prefix=prefix
+        )
+    return _respond(request, account, notice=notice, bound=bound)
+
+
+# --- Leads ------------------------------------------------------------------------------------
+
+
+@require_GET
+@agent_required
+def lead_panel(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    """The lead phones of a call's lead, each one a place the call can be moved to."""
+    tracked = account.calls.current().filter(call_id=call_id).first()
+    lookup = forms.LeadLookupForm(request.GET or None)
+    lead_id = tracked.lead_id if tracked else None
+    if lookup.is_bound and lookup.is_valid():
+        lead_id = lookup.cleaned_data["lead"]
+    context: dict[str, Any] = {
+        "call_id": call_id,
+        "lead_id": lead_id,
+        "lookup": lookup,
+        "phones": [],
+        "error": "",
+        "new_lead_form": forms.NewLeadForm(tenant=account.tenant),
+        "tenant": account.tenant,
+    }
+    if tracked is None:
+        context["error"] = _("Call %(call)s is not one of your calls.") % {"call": call_id}
+    elif lead_id is not None:
+        try:
+            phones = account.client().lead_phones(lead_id=lead_id)
+        except MaxContactError as error:
+            context["error"] = error.agent_message
+        else:
+            context["phones"] = [(phone, forms.ChangeLeadForm()) for phone in phones]
+            context["missing_ids"] = any(p.lead_phone_id is None for p in phones)
+    return render(request, f"{PAGE}#lead-panel", context)
+
+
+@require_POST
+@agent_required
+def change_lead(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    form = forms.ChangeLeadForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, account, notice=_bad_form())
+    refusal = _refuse_unless_own_call(request, account, call_id, "changelead")
+    if refusal is not None:
+        return refusal
+    lead_phone_id = form.cleaned_data["lead_phone_id"]
+    outcome = _perform(
+        request,
+        account,
+        "changelead",
+        lambda: account.client().change_lead(call_id=call_id, lead_phone_id=lead_phone_id),
+        key=form.cleaned_data["key"],
+        call_id=call_id,
+        parameters={"call_id": call_id, "lead_phone_id": lead_phone_id},
+    )
+    return _respond(request, account, notice=Notice.of(outcome, _("Call moved to that lead.")))
+
+
+@require_POST
+@agent_required
+def new_lead(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    form = forms.NewLeadForm(request.POST, tenant=account.tenant)
+    if not form.is_valid():
+        notice = Notice(
+            "error", " ".join(str(e) for e in form.errors.get("phone", [])) or _bad_form().text
+        )
+        return _respond(request, account, notice=notice, bound={"new_lead": {call_id: form}})
+    refusal = _refuse_unless_own_call(request, account, call_id, "createnewlead")
+    if refusal is not None:
+        return refusal
+    phone = form.cleaned_data["phone"]
+    outcome = _perform(
+        request,
+        account,
+        "createnewlead",
+        lambda: account.client().create_new_lead(call_id=call_id, phone=phone),
+        key=form.cleaned_data["key"],
+        call_id=call_id,
+        parameters={"call_id": call_id, "phone": phone},
+    )
+    text = _("New lead created for %(phone)s and given this call.") % {"phone": phone}
+    bound = {}
+    if not outcome.ok:
+        bound["new_lead"] = {
+            call_id: _fresh(forms.NewLeadForm, request.POST, tenant=account.tenant)
+        }
+    return _respond(request, account, notice=Notice.of(outcome, text), bound=bound)
+
+
+# --- Warm transfer (hold + dial, then connectcalls) -------------------------------------------
+
+
+@require_POST
+@agent_required
+def transfer_start(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    """Step 1: hold the customer and dial the third party."""
+    form = forms.TransferStartForm(request.POST, tenant=account.tenant)
+    if not form.is_valid():
+        notice = Notice(
+            "error", " ".join(str(e) for e in form.errors.get("phone", [])) or _bad_form().text
+        )
+        return _respond(request, account, notice=notice, bound={"transfer_start": form})
+    refusal = _refuse_unless_own_call(request, account, call_id, "hold")
+    if refusal is not None:
+        return refusal
+    key, phone = form.cleaned_data["key"], form.cleaned_data["phone"]
+    tracked = account.calls.current().get(call_id=call_id)
+    if not tracked.held:
+        held = _perform(
+            request,
+            account,
+            "hold",
+            lambda: account.client().hold(call_id=call_id),
+            key=f"{key}:hold",
+            call_id=call_id,
+            parameters={"call_id": call_id},
+        )
+        if not held.ok:
+            notice = Notice.of(held, "")
+            notice.text = _("Could not hold the customer, so nothing was dialled. ") + notice.text
+            return _respond(
+                request,
+                account,
+                notice=notice,
+                bound={
+                    "transfer_start": _fresh(
+                        forms.TransferStartForm, request.POST, tenant=account.tenant
+                    )
+                },
+            )
+    dialled = _perform(
+        request,
+        account,
+        "dial",
+        lambda: account.client().dial(phone=phone),
+        key=f"{key}:dial",
+        parameters={"phone": phone, "transfer_from": call_id},
+    )
+    text = _(
+        "The customer is on hold and %(phone)s is being dialled. When they answer, introduce "
+        "the call, then connect the two calls."
+    ) % {"phone": phone}
+    notice = Notice.of(dialled, text)
+    if not dialled.ok:
+        notice.text = _("The customer is on hold, but the transfer call failed: ") + notice.text
+    return _respond(request, account, notice=notice)
+
+
+@require_POST
+@agent_required
+def transfer_complete(request: HttpRequest, account: AgentAccount) -> HttpResponse:
+    """Step 2: bridge the two calls (connectcalls), each with its result code."""
+    codes, codes_error = _codes(account)
+    form = forms.TransferCompleteForm(
+        request.POST, codes=codes, labels=account.tenant.result_code_labels
+    )
+    if not form.is_valid():
+        notice = Notice("error", codes_error or _("Choose a result for each call."))
+        return _respond(request, account, notice=notice, bound={"transfer": form})
+    data = form.cleaned_data
+    for call_id in (data["call1"], data["call2"]):
+        refusal = _refuse_unless_own_call(request, account, call_id, "connectcalls")
+        if refusal is not None:
+            return refusal
+    parameters = {
+        name: data[name]
+        for name in (
+            "call1",
+            "call2",
+            "result_code1",
+            "result_code2",
+            "notes1",
+            "notes2",
+            "num_sales1",
+            "num_sales2",
+        )
+    }
+    outcome = _perform(
+        request,
+        account,
+        "connectcalls",
+        lambda: account.client().connect_calls(
+            call1_id=data["call1"],
+            call2_id=data["call2"],
+            result_code1=data["result_code1"],
+            result_code2=data["result_code2"],
+            notes1=data["notes1"] or None,
+            notes2=data["notes2"] or None,
+            num_sales1=data["num_sales1"],
+            num_sales2=data["num_sales2"],
+        ),
+        key=data["key"],
+        call_id=data["call1"],
+        parameters=parameters,
+    )
+    notice = Notice.of(outcome, _("The two calls are connected: the transfer is complete."))
+    bound = {}
+    if not outcome.ok:
+        bound["transfer"] = _fresh(
+            forms.TransferCompleteForm,
+            request.POST,
+            codes=codes,
+            labels=account.tenant.result_code_labels,
+        )
+    return _respond(request, account, notice=notice, bound=bound)
+
+
+# --- Directory --------------------------------------------------------------------------------
+
+DIRECTORY: dict[str, Callable[[AgentAccount], list[Any]]] = {
+    "campaigns": directory.campaigns,
+    "queues": directory.acd_queues,
+    "users": directory.users,
+    "resultcodes": directory.result_codes,
+}
+
+
+@require_GET
+@agent_required
+def directory_panel(request: HttpRequest, account: AgentAccount, kind: str) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    context: dict[str, Any] = {
+        "kind": kind,
+        "query": query,
+        "items": [],
+        "error": "",
+        "tenant": account.tenant,
+    }
+    try:
+        items = DIRECTORY[kind](account)
+    except MaxContactError as error:
+        context["error"] = error.agent_message
+    else:
+        if kind == "users" and query:
+            lowered = query.lower()
+            items = [u for u in items if lowered in u.full_name.lower() or query == str(u.id)]
+        context["items"] = items
+    return render(request, f"{PAGE}#directory-{kind}", context)
