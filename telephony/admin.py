@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from . import wire
 from .encryption import UndecryptableSecret
 from .errors import MaxContactError
-from .models import AgentAccount, Tenant
+from .models import AgentAccount, AuditEntry, Tenant
 
 
 class AgentAccountForm(forms.ModelForm):
@@ -205,6 +205,7 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
     search_fields = ["name", "base_url"]
     fieldsets = [
         (None, {"fields": ["name", "base_url"]}),
+        (_("Dialling"), {"fields": ["default_region", "dial_format", "after_last_call"]}),
         (
             _("Requests"),
             {
@@ -229,9 +230,12 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
             },
         ),
         (
-            _("Labels shown to agents"),
+            _("Labels and meanings shown to agents"),
             {
                 "fields": [
+                    "call_state_meanings",
+                    "call_status_meanings",
+                    "recording_state_meanings",
                     "call_state_labels",
                     "call_status_labels",
                     "recording_state_labels",
@@ -248,3 +252,56 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
     @admin.display(description=_("agents"), ordering="num_agents")
     def agent_count(self, tenant: Tenant) -> int:
         return getattr(tenant, "num_agents", 0)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
+    """The audit log: readable and filterable, never editable (not even by a superuser)."""
+
+    list_display = [
+        "created_at",
+        "user",
+        "remote_user_id",
+        "method",
+        "call_id",
+        "outcome",
+        "response_code",
+        "short_detail",
+        "latency_ms",
+    ]
+    list_filter = [
+        "outcome",
+        "method",
+        "account__tenant",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["user__username", "=remote_user_id", "=call_id", "response_detail"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "user",
+        "account",
+        "remote_user_id",
+        "method",
+        "call_id",
+        "parameters",
+        "outcome",
+        "response_code",
+        "response_detail",
+        "latency_ms",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("detail"))
+    def short_detail(self, entry: AuditEntry) -> str:
+        return entry.response_detail[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

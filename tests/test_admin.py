@@ -196,3 +196,31 @@ def test_test_connection_reports_undecryptable_credentials(admin_client, alice, 
     settings.MAXCONTACT_ENCRYPTION_KEYS = Fernet.generate_key().decode()
     html = run_test_connection(admin_client, alice)
     assert "cannot be decrypted" in html
+
+
+def test_the_audit_log_is_readable_filterable_and_never_editable(admin_client, alice):
+    from telephony.models import AuditEntry
+
+    entry = AuditEntry.objects.create(
+        user=alice.user,
+        account=alice,
+        remote_user_id=101,
+        method="dial",
+        parameters={"phone": "07700900123"},
+        outcome="ok",
+        response_code=0,
+        latency_ms=12,
+    )
+    changelist = reverse("admin:telephony_auditentry_changelist")
+    html = admin_client.get(changelist, {"outcome__exact": "ok", "method": "dial"}).content.decode()
+    assert "dial" in html
+    page = admin_client.get(reverse("admin:telephony_auditentry_change", args=[entry.pk]))
+    assert page.status_code == 200
+    assert "07700900123" in page.content.decode()
+    assert 'name="_save"' not in page.content.decode()
+    assert admin_client.get(reverse("admin:telephony_auditentry_add")).status_code == 403
+    response = admin_client.post(
+        reverse("admin:telephony_auditentry_delete", args=[entry.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()

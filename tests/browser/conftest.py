@@ -10,6 +10,9 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Playwright hides the caret with an injected <style>, which the panel's CSP rightly blocks
+# (a console error that would fail the test): keep the caret.
+SCREENSHOT = {"full_page": True, "caret": "initial"}
 # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are
 # still plain synchronous code (PITFALLS.md).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -53,15 +56,20 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # CSP violations and failed resources surface as console errors.
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), **SCREENSHOT)
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"errors in the browser console: {errors}"
 
 
 def screenshot(page: object, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), **SCREENSHOT)  # type: ignore[attr-defined]
     return path
