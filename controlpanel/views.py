@@ -123,7 +123,6 @@ def _workspace_context(
         "transfer_form": transfer,
         "transfer_start_form": bound.get("transfer_start")
         or forms.TransferStartForm(tenant=tenant),
-        "new_lead_forms": bound.get("new_lead") or {},
     }
 
 
@@ -349,13 +348,20 @@ def dispose(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpRe
 # --- Leads ------------------------------------------------------------------------------------
 
 
-@require_GET
-@agent_required
-def lead_panel(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+def _lead_panel(
+    request: HttpRequest,
+    account: AgentAccount,
+    call_id: int,
+    *,
+    lead_id: int | None = None,
+    notice: Notice | None = None,
+    new_lead_form: forms.NewLeadForm | None = None,
+) -> HttpResponse:
     """The lead phones of a call's lead, each one a place the call can be moved to."""
     tracked = account.calls.current().filter(call_id=call_id).first()
     lookup = forms.LeadLookupForm(request.GET or None)
-    lead_id = tracked.lead_id if tracked else None
+    if lead_id is None and tracked is not None:
+        lead_id = tracked.lead_id
     if lookup.is_bound and lookup.is_valid():
         lead_id = lookup.cleaned_data["lead"]
     context: dict[str, Any] = {
@@ -364,7 +370,8 @@ def lead_panel(request: HttpRequest, account: AgentAccount, call_id: int) -> Htt
         "lookup": lookup,
         "phones": [],
         "error": "",
-        "new_lead_form": forms.NewLeadForm(tenant=account.tenant),
+        "notice": notice,
+        "new_lead_form": new_lead_form or forms.NewLeadForm(tenant=account.tenant),
         "tenant": account.tenant,
     }
     if tracked is None:
@@ -378,6 +385,12 @@ def lead_panel(request: HttpRequest, account: AgentAccount, call_id: int) -> Htt
             context["phones"] = [(phone, forms.ChangeLeadForm()) for phone in phones]
             context["missing_ids"] = any(p.lead_phone_id is None for p in phones)
     return render(request, f"{PAGE}#lead-panel", context)
+
+
+@require_GET
+@agent_required
+def lead_panel(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    return _lead_panel(request, account, call_id)
 
 
 @require_POST
@@ -405,15 +418,14 @@ def change_lead(request: HttpRequest, account: AgentAccount, call_id: int) -> Ht
 @require_POST
 @agent_required
 def new_lead(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpResponse:
+    """Create a lead for the call. The form lives in the lead panel: a failure answers there,
+    with the number kept; a success answers with the whole workspace."""
     form = forms.NewLeadForm(request.POST, tenant=account.tenant)
     if not form.is_valid():
-        notice = Notice(
-            "error", " ".join(str(e) for e in form.errors.get("phone", [])) or _bad_form().text
-        )
-        return _respond(request, account, notice=notice, bound={"new_lead": {call_id: form}})
+        return _lead_panel(request, account, call_id, new_lead_form=form)
     refusal = _refuse_unless_own_call(request, account, call_id, "createnewlead")
     if refusal is not None:
-        return refusal
+        return _retargeted(refusal)
     phone = form.cleaned_data["phone"]
     outcome = _perform(
         request,
@@ -425,12 +437,18 @@ def new_lead(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpR
         parameters={"call_id": call_id, "phone": phone},
     )
     text = _("New lead created for %(phone)s and given this call.") % {"phone": phone}
-    bound = {}
+    notice = Notice.of(outcome, text)
     if not outcome.ok:
-        bound["new_lead"] = {
-            call_id: _fresh(forms.NewLeadForm, request.POST, tenant=account.tenant)
-        }
-    return _respond(request, account, notice=Notice.of(outcome, text), bound=bound)
+        kept = _fresh(forms.NewLeadForm, request.POST, tenant=account.tenant)
+        return _lead_panel(request, account, call_id, notice=notice, new_lead_form=kept)
+    return _retargeted(_respond(request, account, notice=notice))
+
+
+def _retargeted(response: HttpResponse) -> HttpResponse:
+    """Send a response meant for the workspace there, whatever the form targeted."""
+    response["HX-Retarget"] = "#workspace"
+    response["HX-Reswap"] = "innerHTML"
+    return response
 
 
 # --- Warm transfer (hold + dial, then connectcalls) -------------------------------------------

@@ -385,3 +385,133 @@ def test_without_javascript_an_action_answers_with_the_whole_page(alice_client, 
     assert response.status_code == 200
     assert "<html" in response.content.decode()
     assert "You are ready for calls." in text(response)
+
+
+# --- Every action, every way MaxContact can fail it -------------------------------------------
+
+FAILURES = {
+    "rejected": (
+        {"kind": "reject", "detail": "Agent is not logged in to a campaign"},
+        "MaxContact refused: Agent is not logged in to a campaign",
+    ),
+    "timeout": ({"kind": "latency", "delay": 1.5, "apply": False}, "did not answer within"),
+    "malformed": (
+        {"kind": "garbage", "apply": False},
+        "MaxContact answered with something that is neither XML nor JSON",
+    ),
+}
+
+
+def _ready_on_a_call(client):
+    post(client, "go-ready")
+    post(client, "dial", phone="07700 900123")
+
+
+def _wrapped_up(client):
+    _ready_on_a_call(client)
+    act(client, 1000, "hangup")
+
+
+def _two_calls(client):
+    _ready_on_a_call(client)
+    post(client, "transfer-start", 1000, phone="0161 496 0000")
+
+
+ACTIONS = {
+    # name: (set-up, path fragment, request, typed value that must survive a failure)
+    "goready": (lambda c: None, "/goready/", lambda c: post(c, "go-ready"), None),
+    "dial": (
+        lambda c: post(c, "go-ready"),
+        "/dial/",
+        lambda c: post(c, "dial", phone="07700 900456"),
+        'value="07700 900456"',
+    ),
+    "hangup": (_ready_on_a_call, "/hangup/", lambda c: act(c, 1000, "hangup"), None),
+    "hold": (_ready_on_a_call, "/hold/", lambda c: act(c, 1000, "hold"), None),
+    "retrieve": (
+        lambda c: (_ready_on_a_call(c), act(c, 1000, "hold")),
+        "/retrieve/",
+        lambda c: act(c, 1000, "retrieve"),
+        None,
+    ),
+    "stoprecord": (_ready_on_a_call, "/stoprecord/", lambda c: act(c, 1000, "stoprecord"), None),
+    "startrecord": (
+        lambda c: (_ready_on_a_call(c), act(c, 1000, "stoprecord")),
+        "/startrecord/",
+        lambda c: act(c, 1000, "startrecord"),
+        None,
+    ),
+    "dispose": (
+        _wrapped_up,
+        "/dispose/",
+        lambda c: post(
+            c,
+            "dispose",
+            1000,
+            **{"c1000-key": key(), "c1000-result_code": "SALE", "c1000-notes": "typed notes"},
+        ),
+        "typed notes",
+    ),
+    "changelead": (
+        _ready_on_a_call,
+        "/changelead/",
+        lambda c: post(c, "change-lead", 1000, lead_phone_id="880002"),
+        None,
+    ),
+    "createnewlead": (
+        _ready_on_a_call,
+        "/createnewlead/",
+        lambda c: post(c, "new-lead", 1000, phone="07700 900999"),
+        'value="07700 900999"',
+    ),
+    "connectcalls": (
+        _two_calls,
+        "/connectcalls/",
+        lambda c: post(
+            c,
+            "transfer-complete",
+            call1="1000",
+            call2="1001",
+            result_code1="TRANSFER",
+            result_code2="BRIDGE_WARM",
+            notes1="kept note",
+        ),
+        "kept note",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_explains_every_failure_and_keeps_the_input(
+    alice_client, simulator, sim_tenant, action, failure
+):
+    set_up, path, run, kept = ACTIONS[action]
+    set_up(alice_client)
+    sim_tenant.read_timeout = 0.5
+    sim_tenant.save()
+    fault, message = FAILURES[failure]
+    simulator.fault(path_contains=path, **fault)
+    simulator.clear_requests()
+    response = run(alice_client)
+    words = text(response)
+    assert response.status_code == 200
+    assert message in words
+    assert "Traceback" not in words
+    if kept:
+        assert kept in response.content.decode()
+    assert len([r for r in simulator.requests() if path in r["path"].lower()]) == 1
+    entry = AuditEntry.objects.filter(method=action).latest("id")
+    assert (
+        entry.outcome
+        == {"rejected": "rejected", "timeout": "uncertain", "malformed": "uncertain"}[failure]
+    )
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_succeeds_and_is_audited(alice_client, simulator, action):
+    set_up, _path, run, _kept = ACTIONS[action]
+    set_up(alice_client)
+    response = run(alice_client)
+    assert "notice-success" in response.content.decode(), text(response)
+    assert AuditEntry.objects.filter(method=action).latest("id").outcome == "ok"

@@ -74,7 +74,16 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
 }
 CONFIG_BOOLS = ("call_lead_id", "json_type_hints")
 
-FAULT_KINDS = ("latency", "status", "drop", "truncate", "garbage", "xml_bomb", "expired_token")
+FAULT_KINDS = (
+    "latency",
+    "status",
+    "drop",
+    "truncate",
+    "garbage",
+    "xml_bomb",
+    "expired_token",
+    "reject",
+)
 # Whether the action takes effect before the fault hits the response, unless the fault says.
 FAULT_APPLIES = {
     "latency": True,
@@ -84,7 +93,9 @@ FAULT_APPLIES = {
     "garbage": True,
     "xml_bomb": True,
     "expired_token": False,
+    "reject": False,
 }
+REJECT_CODE = 99  # ResponseCode of an injected rejection (docs/simulator.md)
 
 
 @dataclasses.dataclass
@@ -124,6 +135,7 @@ class Fault:
     delay: float
     status: int
     apply: bool
+    detail: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,6 +350,12 @@ class App:
         if fault.kind == "garbage":
             content_type = JSON if req.wants_json else "application/xml; charset=utf-8"
             return Outcome(Response(200, content_type, GARBAGE))
+        if fault.kind == "reject":
+            content_type, body = self._document(
+                formats.call_action_response(False, None, REJECT_CODE, fault.detail),
+                req.wants_json,
+            )
+            return Outcome(Response(200, content_type, body))
         return Outcome(Response(200, "application/xml; charset=utf-8", XML_BOMB))
 
     def respond(self, req: Request) -> Response:
@@ -702,7 +720,15 @@ def _fault(payload: dict[str, Any]) -> Fault:
     kind = payload.get("kind")
     if kind not in FAULT_KINDS:
         raise ControlError(400, f"kind must be one of {list(FAULT_KINDS)}")
-    unknown = set(payload) - {"kind", "count", "path_contains", "delay", "status", "apply"}
+    unknown = set(payload) - {
+        "kind",
+        "count",
+        "path_contains",
+        "delay",
+        "status",
+        "apply",
+        "detail",
+    }
     if unknown:
         raise ControlError(400, f"unknown fault fields {sorted(unknown)}")
     count = _opt(payload, "count", int)
@@ -722,7 +748,8 @@ def _fault(payload: dict[str, Any]) -> Fault:
     if kind == "expired_token":
         apply = False
     path_contains = _opt(payload, "path_contains", str)
-    return Fault(kind, count, path_contains or None, delay, status, apply)
+    detail = _opt(payload, "detail", str) or "Rejected by the simulator (fault injection)"
+    return Fault(kind, count, path_contains or None, delay, status, apply, detail)
 
 
 # ---------------------------------------------------------------------------------------------
