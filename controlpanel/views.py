@@ -9,9 +9,11 @@ the re-rendered workspace, so the response to a click shows its effect.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -20,15 +22,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from telephony import desk as desks
-from telephony.desk import Desk, Outcome
+from telephony.desk import Outcome
 from telephony.entities import ActionResult
-from telephony.errors import MaxContactError, Rejected
+from telephony.errors import MaxContactError
 from telephony.models import AgentAccount, AuditEntry
 
-from . import directory, forms
+from . import directory, forms, live
+from . import workspace as workspaces
+from .workspace import PAGE, Notice
 
-PAGE = "panel/agent.html"
 View = Callable[..., HttpResponse]
+logger = logging.getLogger(__name__)
 
 
 def agent_required(view: View) -> View:
@@ -57,75 +61,6 @@ def agent_required(view: View) -> View:
 # --- Rendering --------------------------------------------------------------------------------
 
 
-class Notice:
-    """The one message the workspace shows after an action: what happened, what next."""
-
-    def __init__(self, level: str, text: str, detail: str = "") -> None:
-        self.level = level  # "success", "info" or "error"
-        self.text = text
-        self.detail = detail
-
-    @classmethod
-    def of(cls, outcome: Outcome, success: str) -> Notice:
-        if outcome.error is None:
-            detail = outcome.result.response_detail if outcome.result else ""
-            return cls("success", success, detail)
-        error = outcome.error
-        if isinstance(error, desks.Duplicate):
-            return cls("info", error.agent_message)
-        if isinstance(error, Rejected):
-            return cls("error", _("MaxContact refused: %(detail)s") % {"detail": error.message})
-        return cls("error", error.agent_message)
-
-
-def _codes(account: AgentAccount) -> tuple[list[Any], str]:
-    try:
-        return directory.result_codes(account), ""
-    except MaxContactError as error:
-        return [], error.agent_message
-
-
-def _workspace_context(
-    account: AgentAccount,
-    desk: Desk,
-    *,
-    notice: Notice | None = None,
-    bound: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything the workspace partial draws. `bound` holds forms re-shown with their input."""
-    bound = bound or {}
-    tenant = account.tenant
-    codes: list[Any] = []
-    codes_error = ""
-    if desk.wrap_up_calls or len(desk.live_calls) >= 2:
-        codes, codes_error = _codes(account)
-    choices = forms.result_code_choices(codes, tenant.result_code_labels)
-    dispose_forms = {
-        view.call_id: bound.get(f"dispose-{view.call_id}")
-        or forms.DisposeForm(choices=choices, prefix=f"c{view.call_id}")
-        for view in desk.wrap_up_calls
-    }
-    transfer = None
-    live = desk.live_calls
-    if len(live) >= 2:
-        transfer = bound.get("transfer") or forms.TransferCompleteForm(
-            codes=codes,
-            labels=tenant.result_code_labels,
-            initial={"call1": live[0].call_id, "call2": live[1].call_id},
-        )
-    return {
-        "account": account,
-        "tenant": tenant,
-        "desk": desk,
-        "notice": notice,
-        "dispose_forms": dispose_forms,
-        "codes_error": codes_error,
-        "transfer_form": transfer,
-        "transfer_start_form": bound.get("transfer_start")
-        or forms.TransferStartForm(tenant=tenant),
-    }
-
-
 def _respond(
     request: HttpRequest,
     account: AgentAccount,
@@ -136,13 +71,31 @@ def _respond(
 ) -> HttpResponse:
     """The workspace after an action, read fresh from MaxContact."""
     desk = desks.read_desk(account)
-    context = _workspace_context(account, desk, notice=notice, bound=bound)
+    version = _publish(account, desk)
+    context = workspaces.context(account, desk, notice=notice, bound=bound)
+    context["version"] = version
     if dial_form is not None:
         context["dial_form"] = dial_form
     if not getattr(request, "htmx", False):  # a plain form post (no JavaScript): whole page
         context.setdefault("dial_form", forms.DialForm(tenant=account.tenant))
         return render(request, PAGE, context)
     return render(request, f"{PAGE}#workspace-response", context)
+
+
+def _publish(account: AgentAccount, desk: desks.Desk) -> int | None:
+    """Tell her other open panels (and the poller) what this response shows; its version.
+
+    Redis being down costs the other tabs their update, never this response.
+    """
+    try:
+        live.poll_soon(account.pk)
+        published = live.publish(
+            account.pk, desk, lambda v: workspaces.render(account, desk, version=v)
+        )
+    except redis.RedisError:
+        logger.warning("live updates unavailable: Redis did not answer")
+        return None
+    return published.version
 
 
 def _fresh(form_class: type[forms.ActionForm], data: Any, **kwargs: Any) -> Any:
@@ -162,7 +115,8 @@ def _fresh(form_class: type[forms.ActionForm], data: Any, **kwargs: Any) -> Any:
 @agent_required
 def panel(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     desk = desks.read_desk(account)
-    context = _workspace_context(account, desk)
+    context = workspaces.context(account, desk)
+    context["version"] = _publish(account, desk)
     context["dial_form"] = forms.DialForm(tenant=account.tenant)
     return render(request, PAGE, context)
 
@@ -171,7 +125,9 @@ def panel(request: HttpRequest, account: AgentAccount) -> HttpResponse:
 @agent_required
 def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     desk = desks.read_desk(account)
-    return render(request, f"{PAGE}#workspace", _workspace_context(account, desk))
+    context = workspaces.context(account, desk)
+    context["version"] = _publish(account, desk)
+    return render(request, f"{PAGE}#workspace", context)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -201,7 +157,7 @@ def _refuse_unless_own_call(
         response_detail="not one of the agent's calls",
     )
     text = _("Call %(call)s is not one of your calls (it may have ended). Nothing was sent.")
-    context = _workspace_context(account, desk, notice=Notice("error", text % {"call": call_id}))
+    context = workspaces.context(account, desk, notice=Notice("error", text % {"call": call_id}))
     return render(request, f"{PAGE}#workspace-response", context)
 
 
@@ -280,7 +236,7 @@ CALL_ACTIONS: dict[str, Callable[[Any, int], ActionResult]] = {
 
 def _success_text(method: str) -> str:
     return {
-        "hangup": _("Call ended. Choose a result to finish it."),
+        "hangup": _("Call ended."),
         "hold": _("Call on hold."),
         "retrieve": _("Call taken off hold."),
         "stoprecord": _("Recording paused. Resume it when the sensitive part is over."),
@@ -318,7 +274,7 @@ def dispose(request: HttpRequest, account: AgentAccount, call_id: int) -> HttpRe
     refusal = _refuse_unless_own_call(request, account, call_id, "dispose")
     if refusal is not None:
         return refusal
-    codes, codes_error = _codes(account)
+    codes, codes_error = workspaces.result_codes(account)
     choices = forms.result_code_choices(codes, account.tenant.result_code_labels)
     prefix = f"c{call_id}"
     form = forms.DisposeForm(request.POST, choices=choices, prefix=prefix)
@@ -514,7 +470,7 @@ def transfer_start(request: HttpRequest, account: AgentAccount, call_id: int) ->
 @agent_required
 def transfer_complete(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     """Step 2: bridge the two calls (connectcalls), each with its result code."""
-    codes, codes_error = _codes(account)
+    codes, codes_error = workspaces.result_codes(account)
     form = forms.TransferCompleteForm(
         request.POST, codes=codes, labels=account.tenant.result_code_labels
     )

@@ -1,0 +1,265 @@
+/* The agent panel's own script: what htmx cannot express. Plain ES2020, no dependencies.
+ *
+ * 1. Keyboard shortcuts ([data-shortcut] is clicked, [data-shortcut-focus] is focused).
+ * 2. Running timers ([data-since] shows m:ss or h:mm:ss, one interval for the page).
+ * 3. Announcing the new state (data-announce of .workspace-inner) in the #announcer live region.
+ * 4. Keeping keyboard focus on the page when htmx replaces the focused element.
+ * 5. Copy buttons ([data-copy]).
+ * 6. Disposition drafts (form[data-draft]) kept in sessionStorage until the form is sent.
+ *
+ * Event wiring uses addEventListener only (strict CSP: no inline handlers, no eval).
+ * htmx 4 event names: htmx:after:swap (on the request's source element, or on the swap target
+ * when the source was swapped away; it bubbles) and htmx:after:request (on the source element).
+ */
+(() => {
+  "use strict";
+
+  const $ = (id) => document.getElementById(id);
+
+  /* ---- 1. Keyboard shortcuts ------------------------------------------------------------- */
+
+  const TYPING = "input, textarea, select, [contenteditable]:not([contenteditable='false'])";
+  let shortcutUsed = false; // a shortcut started the request now in flight
+  let lastFired = null;
+  let lastFiredAt = 0;
+
+  const isVisible = (el) =>
+    typeof el.checkVisibility === "function"
+      ? el.checkVisibility({ visibilityProperty: true })
+      : el.getClientRects().length > 0;
+
+  const shortcutOf = (el) => (el.dataset.shortcut ?? el.dataset.shortcutFocus ?? "").toLowerCase();
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      const open = document.querySelector("details.shortcuts[open]");
+      if (open) {
+        open.open = false;
+        open.querySelector("summary")?.focus();
+      }
+      return;
+    }
+    if (event.repeat || event.isComposing || event.defaultPrevented) return;
+    if (event.ctrlKey || event.altKey || event.metaKey) return;
+    if (typeof event.key !== "string" || event.key.length !== 1) return;
+    const origin = event.target;
+    if (origin instanceof Element && origin.closest(TYPING)) return;
+
+    const key = event.key.toLowerCase();
+    // The first visible element that answers to the key, in document order: the first call.
+    const match = Array.from(
+      document.querySelectorAll("[data-shortcut], [data-shortcut-focus]"),
+    ).find((el) => shortcutOf(el) === key && isVisible(el));
+    if (!match) return;
+    event.preventDefault();
+
+    if (match.dataset.shortcut === undefined) {
+      match.focus();
+      return;
+    }
+    // In flight (hx-disable sets disabled; htmx marks the form): never a second request.
+    if (match.disabled || match.closest(".htmx-request")) return;
+    const now = performance.now();
+    if (match === lastFired && now - lastFiredAt < 500) return;
+    lastFired = match;
+    lastFiredAt = now;
+    shortcutUsed = true;
+    match.click();
+  });
+
+  /* ---- 2. Running timers ----------------------------------------------------------------- */
+
+  const starts = new WeakMap(); // element -> start time on this browser's clock (ms)
+
+  const readClock = (text) => {
+    const parts = (text || "").trim().split(":").map(Number);
+    if (parts.length < 2 || parts.length > 3 || parts.some((n) => !Number.isFinite(n))) return null;
+    return parts.reduce((total, n) => total * 60 + n, 0);
+  };
+
+  const formatClock = (seconds) => {
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = String(seconds % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  };
+
+  const startOf = (el, now) => {
+    if (starts.has(el)) return starts.get(el);
+    const since = Date.parse(el.dataset.since || "");
+    if (Number.isNaN(since)) return null;
+    // The server wrote the elapsed time when it drew the page: trust it over a skewed clock.
+    let start = since;
+    const drawn = readClock(el.textContent);
+    if (drawn !== null && Math.abs((now - since) / 1000 - drawn) > 3) start = now - drawn * 1000;
+    starts.set(el, start);
+    return start;
+  };
+
+  const tick = () => {
+    const now = Date.now();
+    for (const el of document.querySelectorAll("[data-since]")) {
+      const start = startOf(el, now);
+      if (start === null) continue;
+      const text = formatClock(Math.max(0, Math.floor((now - start) / 1000)));
+      if (el.textContent !== text) el.textContent = text;
+    }
+  };
+
+  /* ---- 3. Announcements ------------------------------------------------------------------ */
+
+  const currentAnnouncement = () =>
+    document.querySelector("#workspace .workspace-inner")?.dataset.announce ?? null;
+  let announced = currentAnnouncement(); // the first load is not announced
+
+  const say = (text) => {
+    const region = $("announcer");
+    if (region) region.textContent = text;
+  };
+
+  const announceWorkspace = () => {
+    const text = currentAnnouncement();
+    if (text === null || text === announced) return;
+    announced = text;
+    say(text);
+  };
+
+  /* ---- 4. Focus -------------------------------------------------------------------------- */
+
+  let lastFocused = null;
+  let lastRegion = null; // "dial" or "workspace": where the last focused element lived
+  document.addEventListener("focusin", (event) => {
+    const el = event.target;
+    if (!(el instanceof HTMLElement)) return;
+    lastFocused = el;
+    lastRegion = el.closest("#dial") ? "dial" : el.closest("#workspace") ? "workspace" : null;
+  });
+
+  const focusable = (el) => Boolean(el?.isConnected && !el.disabled && isVisible(el));
+
+  const keepFocus = () => {
+    const byKey = shortcutUsed;
+    shortcutUsed = false;
+    const active = document.activeElement;
+    if (active && active !== document.body) return; // focus survived the swap (htmx keeps ids)
+    const previous = lastFocused;
+    const removed = Boolean(previous && !previous.isConnected);
+    if (!removed && !byKey) return;
+    // The element htmx replaced: its successor with the same id, if the new content has one.
+    let next = removed && previous.id ? document.getElementById(previous.id) : null;
+    if (!focusable(next) && removed && lastRegion === "dial") {
+      next = $("dial")?.querySelector("[aria-invalid='true']"); // the field to fix
+    }
+    if (!focusable(next)) next = $("workspace");
+    next?.focus({ preventScroll: true });
+  };
+
+  /* ---- 5. Copy buttons ------------------------------------------------------------------- */
+
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("[data-copy]") : null;
+    if (!button || !navigator.clipboard?.writeText) return;
+    navigator.clipboard.writeText(button.dataset.copy).then(
+      () => {
+        const done = button.dataset.copied || "Copied";
+        if (!button.classList.contains("is-copied")) button.dataset.label = button.textContent;
+        button.textContent = done;
+        button.classList.add("is-copied");
+        say(done);
+        clearTimeout(button._copiedTimer);
+        button._copiedTimer = setTimeout(() => {
+          button.textContent = button.dataset.label;
+          button.classList.remove("is-copied");
+        }, 1500);
+      },
+      () => {}, // no clipboard here (e.g. an iframe without clipboard-write): nothing to do
+    );
+  });
+
+  /* ---- 6. Disposition drafts ------------------------------------------------------------- */
+
+  const DRAFT = "panel-draft:";
+  const storage = (() => {
+    try {
+      return window.sessionStorage;
+    } catch {
+      return null; // storage blocked (e.g. some third-party iframes)
+    }
+  })();
+  const draftFields = (form) => form.querySelectorAll("select[name], textarea[name]");
+
+  const saveDraft = (form) => {
+    const values = {};
+    for (const field of draftFields(form)) values[field.name] = field.value;
+    try {
+      storage?.setItem(DRAFT + form.dataset.draft, JSON.stringify(values));
+    } catch {
+      /* full or blocked: the draft is a convenience */
+    }
+  };
+
+  const restoreDrafts = (root) => {
+    if (!storage) return;
+    for (const form of root.querySelectorAll("form[data-draft]")) {
+      let values = null;
+      try {
+        values = JSON.parse(storage.getItem(DRAFT + form.dataset.draft) || "null");
+      } catch {
+        values = null;
+      }
+      if (!values || typeof values !== "object") continue;
+      for (const field of draftFields(form)) {
+        const saved = values[field.name];
+        if (typeof saved !== "string" || saved === "" || field.value !== "") continue;
+        if (field instanceof HTMLSelectElement) {
+          if (Array.from(field.options).some((option) => option.value === saved)) {
+            field.value = saved;
+          }
+        } else {
+          field.value = saved;
+        }
+      }
+    }
+  };
+
+  const onDraftEdit = (event) => {
+    const field = event.target;
+    if (!(field instanceof HTMLSelectElement || field instanceof HTMLTextAreaElement)) return;
+    const form = field.closest("form[data-draft]");
+    if (form) saveDraft(form);
+  };
+  document.addEventListener("input", onDraftEdit);
+  document.addEventListener("change", onDraftEdit);
+
+  document.addEventListener("htmx:after:request", (event) => {
+    const form = event.target instanceof Element ? event.target.closest("form[data-draft]") : null;
+    const ctx = event.detail?.ctx;
+    if (!form || !ctx?.response || !storage) return;
+    const key = form.dataset.draft;
+    const ok = ctx.response.status >= 200 && ctx.response.status < 300;
+    // Sent and accepted: the answer no longer asks for this result.
+    if (ok && typeof ctx.text === "string" && !ctx.text.includes(`data-draft="${key}"`)) {
+      storage.removeItem(DRAFT + key);
+    }
+  });
+
+  /* ---- Wiring ---------------------------------------------------------------------------- */
+
+  document.addEventListener("htmx:after:swap", () => {
+    restoreDrafts(document);
+    tick();
+    announceWorkspace();
+    keepFocus();
+  });
+
+  document.addEventListener("htmx:finally:request", () => {
+    // A request that swapped nothing (204, network error) must not leave the flag set.
+    queueMicrotask(() => {
+      if (!document.querySelector(".htmx-request")) shortcutUsed = false;
+    });
+  });
+
+  restoreDrafts(document);
+  tick();
+  setInterval(tick, 1000);
+})();

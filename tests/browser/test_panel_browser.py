@@ -131,3 +131,23 @@ def test_a_wrong_number_keeps_what_was_typed(page, panel_server, simulator, alic
     expect(page.locator("#dial-phone")).to_have_value("0770")
     expect(page.locator("#dial-phone")).to_have_attribute("aria-invalid", "true")
     assert sent(simulator, "dial") == []
+
+
+def test_directory_and_lead_panels_load_when_opened(page, panel_server, simulator, alice):
+    log_in(page, panel_server)
+    directory = page.locator(".directory")
+    directory.locator("summary", has_text="Campaigns").click()
+    expect(directory).to_contain_text("Home Energy Renewals")
+    directory.locator("summary", has_text="Users").click()
+    page.fill("#user-search", "carol")
+    expect(page.locator("#user-results")).to_contain_text("Carol Clark")
+    expect(page.locator("#user-results")).not_to_contain_text("Bob Baker")
+
+    page.get_by_role("button", name=re.compile("^Ready")).click()
+    page.fill("#dial-phone", "07700 900123")
+    page.get_by_role("button", name="Dial", exact=True).click()
+    card(page).locator("summary", has_text="Lead and number").click()
+    expect(card(page)).to_contain_text("Phones of lead 4000123")
+    card(page).get_by_role("button", name="Move call here").last.click()
+    expect(page.locator(".notice")).to_contain_text("Call moved to that lead.")
+    assert len(sent(simulator, "changelead")) == 1
