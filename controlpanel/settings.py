@@ -182,6 +182,26 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# Celery: Redis is the broker; polls go to their own queue so a slow tenant cannot delay the
+# dispatcher. Results are not kept.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ROUTES = {"controlpanel.tasks.poll_batch": {"queue": "poll"}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = False  # a poll is cheap to lose, dangerous to repeat late
+CELERY_BEAT_SCHEDULE = {
+    "dispatch": {
+        "task": "controlpanel.tasks.dispatch",
+        "schedule": env_float("POLL_TICK", 1.0),
+        "options": {"expires": env_float("POLL_TICK", 1.0)},
+    }
+}
+POLL_BATCH_SIZE = int(env_float("POLL_BATCH_SIZE", 25))
+POLL_THREADS = int(env_float("POLL_THREADS", 16))
+POLL_EXPIRES = env_float("POLL_TICK", 1.0)
+POLL_LOCK_SECONDS = 2 * env_float("POLL_TICK", 1.0)
+
 # Shared cache (directory lists from MaxContact). Callers fall back to MaxContact itself when
 # Redis does not answer, so a Redis restart costs speed, never a broken panel.
 CACHES = {

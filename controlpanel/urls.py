@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from . import views
+from . import stream, views
 
 
 class CallActionConverter:
@@ -33,6 +33,7 @@ register_converter(DirectoryConverter, "directory")
 urlpatterns = [
     path("", views.panel, name="panel"),
     path("panel/workspace", views.workspace, name="workspace"),
+    path("panel/stream", stream.stream, name="stream"),
     path("panel/ready", views.go_ready, name="go-ready"),
     path("panel/dial", views.dial, name="dial"),
     path("panel/calls/<int:call_id>/<call_action:method>", views.call_action, name="call-action"),

@@ -100,3 +100,68 @@ def panel_server(transactional_db: None) -> Iterator[PanelServer]:
         yield server
     finally:
         stop(server.process)
+
+
+class RedisServer:
+    """A private redis-server for the test run, on the port tests/settings.py chose."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 6379
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (Debian package redis-server)")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                self.host,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(os.environ["REDIS_URL"])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

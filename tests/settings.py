@@ -14,6 +14,15 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+# A private redis-server on a free port (started by tests/servers.py), so tests can restart it
+# and never touch a Redis that a `make run` is using. Server processes inherit the variable.
+if "REDIS_URL" not in os.environ or os.environ.get("PANEL_TEST_REDIS") != "1":
+    import socket
+
+    with socket.socket() as _sock:
+        _sock.bind(("127.0.0.1", 0))
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{_sock.getsockname()[1]}/0"
+    os.environ["PANEL_TEST_REDIS"] = "1"
 # Each test run has its own cache keys on the shared Redis (a `make run` may be using it).
 os.environ.setdefault("CACHE_KEY_PREFIX", f"panel-tests-{os.getpid()}")
 

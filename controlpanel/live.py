@@ -1,0 +1,270 @@
+"""Live state in Redis: who has a panel open, when to poll her next, and what she last saw.
+
+Keys (all under `live:`):
+- `present`               ZSET account id -> time her last open stream stops counting
+- `streams:<id>`          ZSET stream id -> expiry, one member per open panel (tab)
+- `due`                   ZSET account id -> when her next poll is due (present agents only)
+- `agent:<id>`            HASH interval, errors, digest, version, read_at, action_at
+- `snapshot:<id>`         STRING JSON {"version", "html"}: what a (re)connecting panel gets first
+- `lock:<id>`             STRING a poll in progress (expires by itself)
+- `tenant:<id>:errors`    STRING consecutive MaxContact failures of a tenant (expires)
+- channel `agent:<id>`    JSON {"version", "html"} for every changed workspace
+
+An agent with no open panel has no key here and costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from telephony.desk import AgentState, Desk
+from telephony.errors import Unreachable
+
+PREFIX = "live:"
+PRESENT = f"{PREFIX}present"
+DUE = f"{PREFIX}due"
+STREAM_TTL = 30.0  # a stream refreshes its presence every STREAM_REFRESH seconds
+STREAM_REFRESH = 10.0
+
+# Poll intervals (seconds): fast while something can happen any moment, slow while idle.
+FAST = 1.0
+WRAP_UP = 2.0
+IDLE = 5.0
+MAX_BACKOFF = 30.0
+
+
+@cache
+def client() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=30,
+    )
+
+
+def channel(account_id: int) -> str:
+    return f"{PREFIX}agent:{account_id}"
+
+
+def _agent(account_id: int) -> str:
+    return f"{PREFIX}agent:{account_id}"
+
+
+def _snapshot(account_id: int) -> str:
+    return f"{PREFIX}snapshot:{account_id}"
+
+
+# --- Presence ---------------------------------------------------------------------------------
+
+
+def stream_opened(account_id: int, stream_id: str, now: float | None = None) -> None:
+    """A panel of this agent is open: she is present, and polled from now on."""
+    now = time.time() if now is None else now
+    expires = now + STREAM_TTL
+    pipe = client().pipeline()
+    pipe.zadd(f"{PREFIX}streams:{account_id}", {stream_id: expires})
+    pipe.zadd(PRESENT, {str(account_id): expires}, gt=True)  # GT still adds new members
+    pipe.zadd(DUE, {str(account_id): now}, nx=True)
+    pipe.expire(f"{PREFIX}streams:{account_id}", int(STREAM_TTL * 2))
+    pipe.execute()
+
+
+def stream_closed(account_id: int, stream_id: str, now: float | None = None) -> None:
+    """A panel closed; when it was her last one, polling her stops at once."""
+    now = time.time() if now is None else now
+    key = f"{PREFIX}streams:{account_id}"
+    r = client()
+    pipe = r.pipeline()
+    pipe.zrem(key, stream_id)
+    pipe.zremrangebyscore(key, "-inf", now)
+    pipe.zcard(key)
+    remaining = pipe.execute()[2]
+    if not remaining:
+        pipe = r.pipeline()
+        pipe.zrem(PRESENT, str(account_id))
+        pipe.zrem(DUE, str(account_id))
+        pipe.execute()
+
+
+def present_agents(now: float | None = None) -> set[int]:
+    now = time.time() if now is None else now
+    return {int(m) for m in client().zrangebyscore(PRESENT, now, "+inf")}
+
+
+# --- Scheduling -------------------------------------------------------------------------------
+
+
+def claim_due(now: float | None = None, limit: int = 10_000) -> list[int]:
+    """Present agents whose poll is due; their next due time is pushed one interval on.
+
+    Agents whose presence expired are dropped from the schedule here.
+    """
+    now = time.time() if now is None else now
+    r = client()
+    expired = [m for m in r.zrangebyscore(PRESENT, "-inf", f"({now}")]
+    if expired:
+        pipe = r.pipeline()
+        pipe.zrem(PRESENT, *expired)
+        pipe.zrem(DUE, *expired)
+        pipe.execute()
+    due = [int(m) for m in r.zrangebyscore(DUE, "-inf", now, start=0, num=limit)]
+    if not due:
+        return []
+    pipe = r.pipeline()
+    for account_id in due:
+        pipe.hget(_agent(account_id), "interval")
+    intervals = pipe.execute()
+    pipe = r.pipeline()
+    for account_id, interval in zip(due, intervals, strict=True):
+        pipe.zadd(DUE, {str(account_id): now + float(interval or FAST)}, xx=True)
+    pipe.execute()
+    return due
+
+
+def poll_soon(account_id: int) -> None:
+    """After an action: poll this agent at the next tick, and forget past errors."""
+    r = client()
+    pipe = r.pipeline()
+    pipe.zadd(DUE, {str(account_id): time.time()}, xx=True)
+    pipe.hset(_agent(account_id), mapping={"errors": 0, "action_at": time.time()})
+    pipe.execute()
+
+
+def interval_for(state: AgentState, errors: int, tenant_errors: int) -> float:
+    """Fast while a call can arrive or is up, slower when idle, backing off on errors."""
+    base = {AgentState.ON_CALL: FAST, AgentState.READY: FAST, AgentState.WRAP_UP: WRAP_UP}.get(
+        state, IDLE
+    )
+    if errors:
+        base = max(base, min(MAX_BACKOFF, FAST * 2**errors))
+    if tenant_errors >= 3:  # the tenant itself is struggling: every agent of it slows down
+        base = max(base, min(MAX_BACKOFF, FAST * 2 ** (tenant_errors - 2)))
+    return base
+
+
+# --- Locks ------------------------------------------------------------------------------------
+
+
+def acquire(account_id: int, token: str, seconds: float) -> bool:
+    """A per-agent poll lock that expires by itself (a killed worker cannot keep it)."""
+    return bool(client().set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000)))
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def release(account_id: int, token: str) -> None:
+    client().eval(_RELEASE, 1, f"{PREFIX}lock:{account_id}", token)
+
+
+# --- Change detection and publishing ----------------------------------------------------------
+
+
+def digest(desk: Desk) -> str:
+    """A hash of what the agent sees, without the parts that change on every read."""
+    state: list[Any] = [desk.state.value, type(desk.error).__name__ if desk.error else ""]
+    for view in desk.calls:
+        call = view.call
+        state.append(
+            [
+                view.call_id,
+                view.phase.value,
+                view.recording.value,
+                view.direction,
+                view.state_label,
+                view.status_label,
+                view.recording_label,
+                call.phone_number,
+                call.customer_name,
+                call.customer_name2,
+                view.lead_id,
+                view.started_at.isoformat() if view.started_at else "",
+            ]
+        )
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    changed: bool
+
+
+def publish(account_id: int, desk: Desk, render: Any) -> Published:
+    """Publish the agent's workspace if what she sees changed; return its version.
+
+    `render(version)` returns the workspace HTML; it is called only when something changed.
+    """
+    r = client()
+    key = _agent(account_id)
+    new_digest = digest(desk)
+    old_digest, version = r.hmget(key, "digest", "version")
+    if old_digest is not None and old_digest.decode() == new_digest:
+        return Published(int(version or 0), changed=False)
+    version_number = int(r.hincrby(key, "version", 1))
+    html = render(version_number)
+    message = json.dumps({"version": version_number, "html": html})
+    pipe = r.pipeline()
+    pipe.hset(key, "digest", new_digest)
+    pipe.set(_snapshot(account_id), message, ex=3600)
+    pipe.publish(channel(account_id), message)
+    pipe.execute()
+    return Published(version_number, changed=True)
+
+
+def snapshot(account_id: int) -> dict[str, Any] | None:
+    raw = client().get(_snapshot(account_id))
+    return json.loads(raw) if raw else None
+
+
+def record_poll(account_id: int, tenant_id: int, desk: Desk, took: float = 0.0) -> float:
+    """After a poll: errors, tenant errors and the next interval. Returns that interval.
+
+    A poll that took longer than the interval (MaxContact slowing down) stretches it, so slow
+    polls of one agent do not pile up.
+    """
+    r = client()
+    key = _agent(account_id)
+    tenant_key = f"{PREFIX}tenant:{tenant_id}:errors"
+    if desk.error is None:
+        pipe = r.pipeline()
+        pipe.hset(key, mapping={"errors": 0, "read_at": time.time()})
+        pipe.delete(tenant_key)
+        pipe.execute()
+        errors, tenant_errors = 0, 0
+    else:
+        errors = int(r.hincrby(key, "errors", 1))
+        tenant_errors = 0
+        if isinstance(desk.error, Unreachable):
+            pipe = r.pipeline()
+            pipe.incr(tenant_key)
+            pipe.expire(tenant_key, 120)
+            tenant_errors = int(pipe.execute()[0])
+    interval = max(interval_for(desk.state, errors, tenant_errors), min(MAX_BACKOFF, 2 * took))
+    pipe = r.pipeline()
+    pipe.hset(key, "interval", interval)
+    pipe.zadd(DUE, {str(account_id): time.time() + interval}, xx=True)
+    pipe.execute()
+    return interval
+
+
+def acted_since(account_id: int, moment: float) -> bool:
+    """True when an action of this agent happened after `moment` (a poll then is stale)."""
+    raw = client().hget(_agent(account_id), "action_at")
+    return raw is not None and float(raw) > moment
+
+
+def agent_info(account_id: int) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client().hgetall(_agent(account_id)).items()}

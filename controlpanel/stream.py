@@ -1,0 +1,223 @@
+"""Server-Sent Events: each open panel gets its agent's workspace whenever it changes.
+
+Served by an async view under uvicorn (ASGI); WSGI would buffer the stream whole. One Redis
+pub/sub connection per server process (the `Hub`) subscribes to the channels of the agents
+that have a panel open in this process and fans each message out to their streams, so Redis
+connections grow with processes, not with tabs.
+
+A stream first sends the latest snapshot (so a reconnecting panel misses nothing), then every
+published workspace, with `id:` the agent's version number; a `heartbeat` event every
+HEARTBEAT seconds keeps proxies from closing it and tells the page that MaxContact was read
+recently. If Redis restarts, the hub reconnects and every stream gets the latest snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from telephony.desk import read_desk
+from telephony.models import AgentAccount
+
+from . import live, workspace
+
+logger = logging.getLogger(__name__)
+HEARTBEAT = 15.0
+RESYNC = "__resync__"
+
+
+class Hub:
+    """This process's one Redis subscriber, fanning messages out to local streams."""
+
+    def __init__(self) -> None:
+        self.queues: dict[int, set[asyncio.Queue[str]]] = defaultdict(set)
+        self.redis: aioredis.Redis | None = None
+        self.pubsub: Any = None
+        self.task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+        self.healthy = False
+
+    def join(self, account_id: int) -> asyncio.Queue[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+        self.queues[account_id].add(queue)
+        self.changed.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        return queue
+
+    def leave(self, account_id: int, queue: asyncio.Queue[str]) -> None:
+        self.queues[account_id].discard(queue)
+        if not self.queues[account_id]:
+            del self.queues[account_id]
+        self.changed.set()
+
+    def _deliver(self, account_id: int, message: str) -> None:
+        for queue in list(self.queues.get(account_id, ())):
+            if queue.full():  # a stalled client: drop its oldest message, keep the newest
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(message)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while self.queues:
+            try:
+                await self._listen()
+                delay = 0.5
+            except (redis.RedisError, OSError) as error:
+                self.healthy = False
+                logger.warning("live updates: Redis unavailable (%s); retrying", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await self._close()
+        self.task = None
+
+    async def _listen(self) -> None:
+        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0)
+        self.pubsub = self.redis.pubsub()
+        subscribed: set[int] = set()
+        first = True
+        while self.queues:
+            wanted = set(self.queues)
+            if wanted - subscribed:
+                await self.pubsub.subscribe(*(live.channel(a) for a in wanted - subscribed))
+            if subscribed - wanted:
+                await self.pubsub.unsubscribe(*(live.channel(a) for a in subscribed - wanted))
+            subscribed = wanted
+            if first:
+                # (Re)connected: whatever was published meanwhile is in the snapshots.
+                self.healthy = True
+                for account_id in list(self.queues):
+                    self._deliver(account_id, RESYNC)
+                first = False
+            self.changed.clear()
+            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message and message.get("type") == "message":
+                account_id = int(message["channel"].decode().rsplit(":", 1)[1])
+                self._deliver(account_id, message["data"].decode())
+
+    async def _close(self) -> None:
+        if self.pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self.pubsub.aclose()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+        self.pubsub = self.redis = None
+
+
+_hubs: dict[int, Hub] = {}
+
+
+def hub() -> Hub:
+    """The hub of the running event loop (uvicorn runs one loop per process)."""
+    loop = asyncio.get_running_loop()
+    if id(loop) not in _hubs:
+        _hubs[id(loop)] = Hub()
+    return _hubs[id(loop)]
+
+
+def sse(data: str, *, event: str | None = None, event_id: int | None = None) -> str:
+    """One SSE message; every line of a multi-line fragment gets its own `data:`."""
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if event:
+        lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
+    """Read the agent now and publish, when no snapshot exists yet (her first panel)."""
+    account = AgentAccount.objects.select_related("tenant", "user").get(pk=account_id)
+    desk = read_desk(account)
+    live.publish(account_id, desk, lambda v: workspace.render(account, desk, version=v))
+    return live.snapshot(account_id)
+
+
+async def _snapshot(account_id: int) -> dict[str, Any] | None:
+    try:
+        found = await sync_to_async(live.snapshot)(account_id)
+        if found is None:
+            found = await sync_to_async(_fresh_snapshot, thread_sensitive=False)(account_id)
+        return found
+    except redis.RedisError:
+        return None
+
+
+async def _heartbeat(account_id: int) -> str:
+    try:
+        info = await sync_to_async(live.agent_info)(account_id)
+    except redis.RedisError:
+        return sse(json.dumps({"redis": False}), event="heartbeat")
+    read_at = float(info.get("read_at", 0) or 0)
+    return sse(
+        json.dumps({"redis": True, "read_at": read_at, "errors": int(info.get("errors", 0) or 0)}),
+        event="heartbeat",
+    )
+
+
+async def events(account_id: int) -> AsyncIterator[str]:
+    stream_id = uuid.uuid4().hex
+    my_hub = hub()
+    queue = my_hub.join(account_id)
+    present_at = 0.0
+    try:
+        yield "retry: 2000\n\n"
+        sent_version = 0
+        message: str | None = RESYNC
+        while True:
+            now = time.time()
+            if now - present_at > live.STREAM_REFRESH:
+                try:
+                    await sync_to_async(live.stream_opened)(account_id, stream_id)
+                    present_at = now
+                except redis.RedisError:
+                    pass  # presence resumes when Redis is back
+            if message == RESYNC:
+                snapshot = await _snapshot(account_id)
+                message = json.dumps(snapshot) if snapshot else None
+            if message:
+                payload = json.loads(message)
+                if payload["version"] != sent_version:
+                    sent_version = payload["version"]
+                    yield sse(payload["html"], event_id=sent_version)
+            try:
+                message = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT)
+            except TimeoutError:
+                message = None
+                yield await _heartbeat(account_id)
+    finally:
+        my_hub.leave(account_id, queue)
+        with contextlib.suppress(Exception):
+            await sync_to_async(live.stream_closed)(account_id, stream_id)
+
+
+async def stream(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse(status=401)
+    account = await (
+        AgentAccount.objects.filter(user=user, is_active=True).values_list("pk", flat=True).afirst()
+    )
+    if account is None:
+        return HttpResponse(status=403)
+    response = StreamingHttpResponse(events(account), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response

@@ -1,0 +1,157 @@
+"""Presence, scheduling, locks, intervals and change detection, against a real Redis server."""
+
+import json
+import time
+
+import pytest
+
+from controlpanel import live, tasks
+from telephony.desk import AgentState, Desk
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    live.client().flushdb()
+    yield
+    live.client().flushdb()
+
+
+def test_an_agent_is_present_while_a_panel_is_open(alice):
+    assert live.present_agents() == set()
+    live.stream_opened(alice.pk, "tab-1")
+    live.stream_opened(alice.pk, "tab-2")
+    assert live.present_agents() == {alice.pk}
+    live.stream_closed(alice.pk, "tab-1")
+    assert live.present_agents() == {alice.pk}  # one tab is still open
+    live.stream_closed(alice.pk, "tab-2")
+    assert live.present_agents() == set()
+    assert live.claim_due() == []
+
+
+def test_presence_expires_when_streams_stop_refreshing(alice):
+    now = time.time()
+    live.stream_opened(alice.pk, "tab-1", now=now - live.STREAM_TTL - 1)
+    assert live.present_agents() == set()
+    assert live.claim_due() == []  # and the schedule forgets her
+    assert live.client().zscore(live.DUE, str(alice.pk)) is None
+
+
+def test_only_due_present_agents_are_claimed_and_pushed_one_interval_on(alice, bob):
+    now = time.time()
+    live.stream_opened(alice.pk, "a", now=now)
+    live.stream_opened(bob.pk, "b", now=now)
+    live.client().zadd(live.DUE, {str(bob.pk): now + 5}, xx=True)
+    assert live.claim_due(now=now) == [alice.pk]
+    assert live.claim_due(now=now) == []  # claimed: not due again this tick
+    assert live.client().zscore(live.DUE, str(alice.pk)) == pytest.approx(now + live.FAST)
+    assert sorted(live.claim_due(now=now + 5)) == [alice.pk, bob.pk]
+
+
+def test_the_dispatcher_fans_out_in_batches(alice, bob, settings, monkeypatch):
+    settings.POLL_BATCH_SIZE = 1
+    live.stream_opened(alice.pk, "a")
+    live.stream_opened(bob.pk, "b")
+    sent = []
+    monkeypatch.setattr(
+        tasks.poll_batch, "apply_async", lambda args, expires: sent.append((args, expires))
+    )
+    assert tasks.dispatch() == 2
+    assert sorted(args[0][0] for args, _ in sent) == sorted([alice.pk, bob.pk])
+    assert all(expires == settings.POLL_EXPIRES for _, expires in sent)
+
+
+def test_a_poll_lock_is_exclusive_and_expires_by_itself(alice):
+    assert live.acquire(alice.pk, "worker-1", 0.3)
+    assert not live.acquire(alice.pk, "worker-2", 0.3)
+    live.release(alice.pk, "worker-2")  # not the owner: no effect
+    assert not live.acquire(alice.pk, "worker-2", 0.3)
+    time.sleep(0.35)  # a killed worker's lock
+    assert live.acquire(alice.pk, "worker-2", 0.3)
+
+
+@pytest.mark.parametrize(
+    ("state", "errors", "tenant_errors", "expected"),
+    [
+        (AgentState.ON_CALL, 0, 0, live.FAST),
+        (AgentState.READY, 0, 0, live.FAST),
+        (AgentState.WRAP_UP, 0, 0, live.WRAP_UP),
+        (AgentState.NOT_READY, 0, 0, live.IDLE),
+        (AgentState.ON_CALL, 1, 0, 2.0),
+        (AgentState.ON_CALL, 3, 0, 8.0),
+        (AgentState.ON_CALL, 10, 0, live.MAX_BACKOFF),
+        (AgentState.ON_CALL, 0, 4, 4.0),
+    ],
+)
+def test_the_interval_adapts(state, errors, tenant_errors, expected):
+    assert live.interval_for(state, errors, tenant_errors) == expected
+
+
+def _desk(account, state=AgentState.READY, error=None):
+    return Desk(account, [], state, None, None, error)
+
+
+def test_only_a_change_is_published(alice):
+    pubsub = live.client().pubsub()
+    pubsub.subscribe(live.channel(alice.pk))
+    pubsub.get_message(timeout=1)
+    renders = []
+
+    def render(version):
+        renders.append(version)
+        return f"<p>v{version}</p>"
+
+    first = live.publish(alice.pk, _desk(alice), render)
+    same = live.publish(alice.pk, _desk(alice), render)
+    other = live.publish(alice.pk, _desk(alice, AgentState.ON_CALL), render)
+    assert (first.changed, same.changed, other.changed) == (True, False, True)
+    assert renders == [1, 2]
+    assert same.version == 1
+    messages = [pubsub.get_message(timeout=1) for _ in range(2)]
+    assert [json.loads(m["data"])["version"] for m in messages] == [1, 2]
+    assert pubsub.get_message(timeout=0.2) is None
+    assert live.snapshot(alice.pk) == {"version": 2, "html": "<p>v2</p>"}
+
+
+def test_errors_back_off_the_agent_and_the_tenant(alice, bob):
+    from telephony.errors import Unreachable
+
+    down = Unreachable("down", may_have_reached_server=False)
+    for _ in range(3):
+        live.record_poll(alice.pk, alice.tenant_id, _desk(alice, error=down))
+    assert float(live.agent_info(alice.pk)["interval"]) == 8.0
+    # Bob's own polls succeed? Not yet: the tenant is struggling, so he slows down too.
+    interval = live.interval_for(AgentState.READY, 0, 3)
+    assert interval == 2.0
+    live.record_poll(alice.pk, alice.tenant_id, _desk(alice))
+    assert float(live.agent_info(alice.pk)["interval"]) == live.FAST
+
+
+def test_a_slow_poll_stretches_the_interval(alice):
+    assert live.record_poll(alice.pk, alice.tenant_id, _desk(alice), took=3.0) == 6.0
+
+
+def test_an_action_after_a_poll_started_makes_that_poll_stale(alice):
+    started = time.time()
+    assert not live.acted_since(alice.pk, started)
+    live.poll_soon(alice.pk)
+    assert live.acted_since(alice.pk, started)
+
+
+def test_refresh_agent_reads_renders_and_publishes_once(alice, simulator):
+    live.stream_opened(alice.pk, "tab")
+    assert tasks.refresh_agent(alice.pk) is True
+    snapshot = live.snapshot(alice.pk)
+    assert 'class="workspace-inner"' in snapshot["html"]
+    assert "No calls." in snapshot["html"]
+    assert tasks.refresh_agent(alice.pk) is False  # nothing changed
+    simulator.set_agent_state(101, "ready")
+    simulator.offer(101)
+    assert tasks.refresh_agent(alice.pk) is True
+    assert "call-1000" in live.snapshot(alice.pk)["html"]
+
+
+def test_refresh_agent_skips_an_agent_being_polled(alice):
+    assert live.acquire(alice.pk, "someone-else", 5)
+    assert tasks.refresh_agent(alice.pk) is False
