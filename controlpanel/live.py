@@ -97,7 +97,7 @@ def stream_closed(account_id: int, stream_id: str, now: float | None = None) -> 
 
 def present_agents(now: float | None = None) -> set[int]:
     now = time.time() if now is None else now
-    return {int(m) for m in client().zrangebyscore(PRESENT, now, "+inf")}
+    return {int(str(m)) for m in client().zrangebyscore(PRESENT, now, "+inf")}
 
 
 # --- Scheduling -------------------------------------------------------------------------------
@@ -110,13 +110,13 @@ def claim_due(now: float | None = None, limit: int = 10_000) -> list[int]:
     """
     now = time.time() if now is None else now
     r = client()
-    expired = [m for m in r.zrangebyscore(PRESENT, "-inf", f"({now}")]
+    expired = [str(m) for m in r.zrangebyscore(PRESENT, "-inf", f"({now}")]
     if expired:
         pipe = r.pipeline()
         pipe.zrem(PRESENT, *expired)
         pipe.zrem(DUE, *expired)
         pipe.execute()
-    due = [int(m) for m in r.zrangebyscore(DUE, "-inf", now, start=0, num=limit)]
+    due = [int(str(m)) for m in r.zrangebyscore(DUE, "-inf", now, start=0, num=limit)]
     if not due:
         return []
     pipe = r.pipeline()
@@ -211,7 +211,7 @@ def publish(account_id: int, desk: Desk, render: Any) -> Published:
     key = _agent(account_id)
     new_digest = digest(desk)
     old_digest, version = r.hmget(key, "digest", "version")
-    if old_digest is not None and old_digest.decode() == new_digest:
+    if old_digest is not None and old_digest == new_digest:
         return Published(int(version or 0), changed=False)
     version_number = int(r.hincrby(key, "version", 1))
     html = render(version_number)
@@ -267,4 +267,4 @@ def acted_since(account_id: int, moment: float) -> bool:
 
 
 def agent_info(account_id: int) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client().hgetall(_agent(account_id)).items()}
+    return {str(k): str(v) for k, v in client().hgetall(_agent(account_id)).items()}

@@ -208,7 +208,7 @@ async def events(account_id: int) -> AsyncIterator[str]:
             await sync_to_async(live.stream_closed)(account_id, stream_id)
 
 
-async def stream(request: HttpRequest) -> HttpResponse:
+async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse(status=401)

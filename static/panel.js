@@ -36,6 +36,9 @@
       if (open) {
         open.open = false;
         open.querySelector("summary")?.focus();
+      } else if (event.target instanceof Element && event.target.closest(TYPING)) {
+        // Leave the field, so that the shortcut keys work again.
+        $("workspace")?.focus({ preventScroll: true });
       }
       return;
     }
@@ -59,6 +62,10 @@
     }
     // In flight (hx-disable sets disabled; htmx marks the form): never a second request.
     if (match.disabled || match.closest(".htmx-request")) return;
+    // Content swapped in a moment ago that htmx has not processed yet would be submitted by
+    // the browser itself, as a whole-page post: wait for htmx instead.
+    const form = match.closest("form[hx-post]");
+    if (window.htmx && form && !form.hasAttribute("data-htmx-powered")) return;
     const now = performance.now();
     if (match === lastFired && now - lastFiredAt < 500) return;
     lastFired = match;

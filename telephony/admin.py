@@ -291,7 +291,7 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
         "response_detail",
         "latency_ms",
     ]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
 
     @admin.display(description=_("detail"))
     def short_detail(self, entry: AuditEntry) -> str:

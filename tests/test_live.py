@@ -143,13 +143,14 @@ def test_refresh_agent_reads_renders_and_publishes_once(alice, simulator):
     live.stream_opened(alice.pk, "tab")
     assert tasks.refresh_agent(alice.pk) is True
     snapshot = live.snapshot(alice.pk)
+    assert snapshot is not None
     assert 'class="workspace-inner"' in snapshot["html"]
     assert "No calls." in snapshot["html"]
     assert tasks.refresh_agent(alice.pk) is False  # nothing changed
     simulator.set_agent_state(101, "ready")
     simulator.offer(101)
     assert tasks.refresh_agent(alice.pk) is True
-    assert "call-1000" in live.snapshot(alice.pk)["html"]
+    assert "call-1000" in (live.snapshot(alice.pk) or {})["html"]
 
 
 def test_refresh_agent_skips_an_agent_being_polled(alice):

@@ -151,3 +151,72 @@ def test_directory_and_lead_panels_load_when_opened(page, panel_server, simulato
     card(page).get_by_role("button", name="Move call here").last.click()
     expect(page.locator(".notice")).to_contain_text("Call moved to that lead.")
     assert len(sent(simulator, "changelead")) == 1
+
+
+def test_the_main_journey_by_keyboard_alone(page, panel_server, simulator, alice):
+    page.goto(f"{panel_server.url}/")
+    page.keyboard.press("Tab")  # the skip link or the first field: typing goes to the username
+    page.focus("#id_username")
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    page.keyboard.type("panel-pw-123")
+    page.keyboard.press("Enter")
+    expect(page.locator(".status")).to_be_visible()
+
+    page.keyboard.press("r")
+    expect(page.locator(".state-pill")).to_have_text(re.compile("Ready"))
+    page.keyboard.press("d")
+    expect(page.locator("#dial-phone")).to_be_focused()
+    page.keyboard.type("07700 900123")
+    page.keyboard.press("Enter")
+    expect(card(page)).to_contain_text("Connected")
+    page.keyboard.press("Escape")  # leave the number field
+
+    page.keyboard.press("o")
+    expect(card(page)).to_contain_text("On hold")
+    page.keyboard.press("o")
+    expect(card(page)).to_contain_text("Connected")
+    page.keyboard.press("p")
+    expect(card(page).locator(".recording-stopped")).to_be_visible()
+    page.keyboard.press("p")
+    expect(card(page).locator(".recording-stopped")).to_have_count(0)
+    page.keyboard.press("h")
+    expect(page.locator(".banner-wrap")).to_be_visible()
+    page.keyboard.press("w")
+    result = card(page).get_by_label(re.compile("^Result"))
+    expect(result).to_be_focused()
+    result.select_option("SALE")  # what the arrow keys do in a select, made exact
+    page.keyboard.press("Tab")  # notes
+    page.keyboard.type("Keyboard only")
+    page.keyboard.press("Tab")  # Finish call
+    page.keyboard.press("Enter")
+    expect(page.locator(".calls")).to_contain_text("No calls.")
+
+    for method in (
+        "goready",
+        "dial",
+        "hold",
+        "retrieve",
+        "stoprecord",
+        "startrecord",
+        "hangup",
+        "dispose",
+    ):
+        assert len(sent(simulator, method)) == 1, method
+
+
+def test_a_held_down_key_sends_one_action(page, panel_server, simulator, alice):
+    log_in(page, panel_server)
+    page.keyboard.press("r")
+    page.keyboard.press("d")
+    page.keyboard.type("07700 900123")
+    page.keyboard.press("Enter")
+    expect(card(page)).to_contain_text("Connected")
+    page.keyboard.press("Escape")
+    page.keyboard.down("o")  # key repeat while held
+    page.keyboard.down("o")
+    page.keyboard.down("o")
+    page.keyboard.up("o")
+    expect(card(page)).to_contain_text("On hold")
+    page.wait_for_timeout(500)
+    assert len(sent(simulator, "hold")) == 1
