@@ -48,6 +48,7 @@ def client() -> redis.Redis:
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         health_check_interval=30,
+        decode_responses=True,
     )
 
 
