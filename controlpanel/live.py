@@ -197,6 +197,18 @@ def digest(desk: Desk) -> str:
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 
+# Versions must only grow, even when Redis restarts empty: the next version is the current
+# time in milliseconds, or one more than the last version if that is already later.
+_NEXT_VERSION = """
+local last = tonumber(redis.call('hget', KEYS[1], 'version') or '0')
+local now = tonumber(ARGV[1])
+local next = last + 1
+if now > last then next = now end
+redis.call('hset', KEYS[1], 'version', next)
+return next
+"""
+
+
 @dataclass(frozen=True)
 class Published:
     version: int
@@ -214,7 +226,7 @@ def publish(account_id: int, desk: Desk, render: Any) -> Published:
     old_digest, version = r.hmget(key, "digest", "version")
     if old_digest is not None and old_digest == new_digest:
         return Published(int(version or 0), changed=False)
-    version_number = int(r.hincrby(key, "version", 1))
+    version_number = int(r.eval(_NEXT_VERSION, 1, key, int(time.time() * 1000)))
     html = render(version_number)
     message = json.dumps({"version": version_number, "html": html})
     pipe = r.pipeline()

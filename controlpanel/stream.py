@@ -36,6 +36,7 @@ from . import live, workspace
 
 logger = logging.getLogger(__name__)
 HEARTBEAT = 15.0
+STALE = 3.0  # a snapshot whose agent was not read for this long is read again on connect
 RESYNC = "__resync__"
 
 
@@ -151,9 +152,11 @@ def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
 
 
 async def _snapshot(account_id: int) -> dict[str, Any] | None:
+    """The latest workspace; read fresh when nobody polled her lately (no panel was open)."""
     try:
         found = await sync_to_async(live.snapshot)(account_id)
-        if found is None:
+        read_at = float((await sync_to_async(live.agent_info)(account_id)).get("read_at", 0))
+        if found is None or time.time() - read_at > STALE:
             found = await sync_to_async(_fresh_snapshot, thread_sensitive=False)(account_id)
         return found
     except redis.RedisError:

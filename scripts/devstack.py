@@ -2,7 +2,8 @@
 
 Steps: write `.env` with fresh keys on first run; find Redis at REDIS_URL or start a private
 redis-server there; migrate; collect static files; create the demo users; start the simulator
-(demo mode) and the panel (uvicorn). Ctrl-C stops everything this script started.
+(demo mode), the panel (uvicorn), a Celery worker and Celery beat. Ctrl-C stops everything
+this script started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from controlpanel.envfile import load_env_file  # noqa: E402
 
 PYTHON = sys.executable
+CELERY = [PYTHON, "-m", "celery", "-A", "controlpanel"]
 ENV_FILE = ROOT / ".env"
 
 
@@ -185,6 +187,26 @@ def main() -> None:
             ],
         )
         wait_for_port(panel_host, panel_port, "panel", panel)
+        (ROOT / ".run").mkdir(exist_ok=True)
+        start(
+            "celery worker",
+            [
+                *CELERY,
+                "worker",
+                "-Q",
+                "celery,poll",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "warning",
+            ],
+        )
+        start(
+            "celery beat",
+            [*CELERY, "beat", "-l", "warning", "-s", str(ROOT / ".run" / "celerybeat-schedule")],
+        )
         log(f"panel:     http://{panel_host}:{panel_port}/admin/")
         log(f"simulator: {os.environ['SIMULATOR_URL']}")
         log("try:       .venv/bin/python manage.py telephony agent getcalls")

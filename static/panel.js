@@ -62,17 +62,24 @@
     }
     // In flight (hx-disable sets disabled; htmx marks the form): never a second request.
     if (match.disabled || match.closest(".htmx-request")) return;
-    // Content swapped in a moment ago that htmx has not processed yet would be submitted by
-    // the browser itself, as a whole-page post: wait for htmx instead.
-    const form = match.closest("form[hx-post]");
-    if (window.htmx && form && !form.hasAttribute("data-htmx-powered")) return;
     const now = performance.now();
     if (match === lastFired && now - lastFiredAt < 500) return;
     lastFired = match;
     lastFiredAt = now;
     shortcutUsed = true;
-    match.click();
+    clickWhenProcessed(match, now);
   });
+
+  // Content swapped in a moment ago that htmx has not processed yet would be posted by the
+  // browser itself, as a whole page without the CSRF header: wait (briefly) for htmx.
+  const clickWhenProcessed = (button, since) => {
+    const form = button.closest("form[hx-post]");
+    if (!window.htmx || !form || form.hasAttribute("data-htmx-powered")) {
+      if (button.isConnected && !button.disabled) button.click();
+      return;
+    }
+    if (performance.now() - since < 1000) setTimeout(() => clickWhenProcessed(button, since), 20);
+  };
 
   /* ---- 2. Running timers ----------------------------------------------------------------- */
 
@@ -250,6 +257,106 @@
     }
   });
 
+  /* ---- 7. Live updates (SSE) and the fallback ------------------------------------------- */
+  /* The htmx SSE extension keeps one stream open on #live; each message is the workspace with
+   * its version as the message id. Older versions never replace newer ones. When nothing has
+   * come through the stream for a while (a proxy that buffers, a browser that refuses), the
+   * page refreshes the workspace itself every few seconds, says so, and stops as soon as the
+   * stream delivers again. */
+
+  const live = $("live");
+  const HEARTBEAT_GRACE = 40000; // the server sends a heartbeat every 15 s
+  const FALLBACK_EVERY = 5000;
+  let mode = "connecting";
+  let lastLife = Date.now();
+  let fallbackTimer = null;
+  let highestVersion = 0;
+
+  const versionOf = (root) => Number(root?.querySelector?.(".workspace-inner")?.dataset.version);
+  const noteVersion = () => {
+    const seen = versionOf(document);
+    if (Number.isFinite(seen) && seen > highestVersion) highestVersion = seen;
+  };
+
+  const showMode = () => {
+    const badge = $("live-status");
+    if (!badge || !live) return;
+    const text = live.dataset[`text${mode[0].toUpperCase()}${mode.slice(1)}`];
+    badge.dataset.mode = mode;
+    if (text && badge.textContent !== text) badge.textContent = text;
+  };
+
+  const setMode = (next) => {
+    mode = next;
+    if (mode === "fallback" && fallbackTimer === null) {
+      fallbackTimer = setInterval(refreshWorkspace, FALLBACK_EVERY);
+      refreshWorkspace();
+    } else if (mode !== "fallback" && fallbackTimer !== null) {
+      clearInterval(fallbackTimer);
+      fallbackTimer = null;
+    }
+    showMode();
+  };
+
+  const refreshWorkspace = () => {
+    if (!window.htmx || !live || document.querySelector("#workspace .htmx-request")) return;
+    window.htmx.ajax("GET", live.dataset.refreshUrl, { target: "#workspace", swap: "innerMorph" });
+  };
+
+  const alive = () => {
+    lastLife = Date.now();
+    if (mode !== "live") setMode("live");
+  };
+
+  if (live) {
+    live.addEventListener("htmx:sse:after:connection", alive);
+    live.addEventListener("htmx:sse:before:message", (event) => {
+      const incoming = Number(event.detail?.message?.id);
+      alive();
+      // An older state than the one shown (an action's answer overtook the stream): skip it.
+      if (Number.isFinite(incoming) && incoming <= highestVersion) event.detail.cancelled = true;
+    });
+    live.addEventListener("heartbeat", (event) => {
+      alive();
+      let info = null;
+      try {
+        info = JSON.parse(event.detail?.data || "null");
+      } catch {
+        info = null;
+      }
+      if (info && info.redis === false) setMode("redis");
+      const readAt = document.querySelector("[data-read-at]");
+      if (info?.read_at && readAt) {
+        readAt.textContent = new Date(info.read_at * 1000).toLocaleTimeString([], { hour12: false });
+      }
+    });
+    const lost = () => {
+      if (mode === "live") setMode("connecting");
+    };
+    live.addEventListener("htmx:sse:error", lost);
+    live.addEventListener("htmx:sse:close", lost);
+    setInterval(() => {
+      if (mode !== "fallback" && Date.now() - lastLife > HEARTBEAT_GRACE) setMode("fallback");
+    }, 5000);
+    // Never connected within a few seconds: start refreshing while the stream keeps trying.
+    setTimeout(() => {
+      if (mode === "connecting") setMode("fallback");
+    }, 10000);
+  }
+
+  document.addEventListener("htmx:after:swap", (event) => {
+    const target = event.detail?.ctx?.target;
+    const shown = versionOf(document);
+    if (target?.id === "workspace" && Number.isFinite(shown) && shown < highestVersion) {
+      // An action's answer older than a push already shown: ask for the current state.
+      queueMicrotask(refreshWorkspace);
+    }
+    noteVersion();
+    showMode();
+  });
+  noteVersion();
+  showMode();
+
   /* ---- Wiring ---------------------------------------------------------------------------- */
 
   document.addEventListener("htmx:after:swap", () => {
@@ -269,4 +376,5 @@
   restoreDrafts(document);
   tick();
   setInterval(tick, 1000);
+  document.documentElement.dataset.panelReady = "true"; // for tests: shortcuts are wired
 })();

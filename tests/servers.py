@@ -92,14 +92,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture
-def panel_server(transactional_db: None) -> Iterator[PanelServer]:
-    """The panel served by uvicorn in its own process, on the test database."""
+@pytest.fixture(scope="session")
+def _session_panel(django_db_setup: None, django_db_blocker: object) -> Iterator[PanelServer]:
     server = start_panel()
     try:
         yield server
     finally:
         stop(server.process)
+
+
+def _forget_live_state() -> None:
+    """Per test: no presence, schedule or snapshot from an earlier test (whose account ids a
+    new test may reuse). Only `live:` keys: Celery's own keys in the broker stay."""
+    from controlpanel import live
+
+    r = live.client()
+    keys = list(r.scan_iter(f"{live.PREFIX}*"))
+    if keys:
+        r.delete(*keys)
+
+
+@pytest.fixture
+def panel_server(_session_panel: PanelServer, transactional_db: None) -> PanelServer:
+    """The panel served by uvicorn in its own process (started once), on the test database."""
+    _forget_live_state()
+    if _session_panel.process.poll() is not None:
+        raise RuntimeError("the panel server died in an earlier test")
+    return _session_panel
 
 
 class RedisServer:
@@ -165,3 +184,70 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+CELERY = [sys.executable, "-m", "celery", "-A", "controlpanel"]
+
+
+def start_celery(
+    kind: str, extra_env: dict[str, str] | None = None, workdir: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A real Celery worker or beat process on the test database and the private Redis."""
+    env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
+    if kind == "worker":
+        argv = [
+            *CELERY,
+            "worker",
+            "-Q",
+            "celery,poll",
+            "--concurrency",
+            "2",
+            "--pool",
+            "threads",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ]
+    else:
+        schedule = (workdir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"beat-{os.getpid()}"
+        argv = [*CELERY, "beat", "-l", "warning", "-s", str(schedule)]
+    return subprocess.Popen(argv, cwd=ROOT, env=env)
+
+
+class LiveStack:
+    """The processes behind live updates: uvicorn, a Celery worker and Celery beat."""
+
+    def __init__(
+        self, panel: PanelServer, worker: subprocess.Popen[bytes], beat: subprocess.Popen[bytes]
+    ) -> None:
+        self.panel = panel
+        self.url = panel.url
+        self.worker = worker
+        self.beat = beat
+
+
+@pytest.fixture(scope="session")
+def _session_live_stack(
+    _session_panel: PanelServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
+    stack = LiveStack(
+        _session_panel,
+        start_celery("worker"),
+        start_celery("beat", workdir=tmp_path_factory.mktemp("beat")),
+    )
+    try:
+        yield stack
+    finally:
+        for process in (stack.beat, stack.worker):
+            stop(process)
+
+
+@pytest.fixture
+def live_stack(_session_live_stack: LiveStack, transactional_db: None) -> LiveStack:
+    """uvicorn, a Celery worker and Celery beat (started once), with no live state left over."""
+    _forget_live_state()
+    if _session_live_stack.worker.poll() is not None:  # a test killed it: a new one
+        _session_live_stack.worker = start_celery("worker")
+    return _session_live_stack

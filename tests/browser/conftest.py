@@ -52,6 +52,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser page. Ask for it last, after the servers: fixtures are torn down in
+    reverse, so the page closes before the servers stop (a stream cut by a stopping server
+    is a console error)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
     page = context.new_page()
     errors: list[str] = []

@@ -10,7 +10,7 @@ ALICE = SEED_AGENTS[0]
 
 
 def test_admin_adds_an_agent_and_tests_her_connection(
-    page, panel_server, simulator, django_user_model
+    panel_server, simulator, django_user_model, page
 ):
     django_user_model.objects.create_superuser("root", "root@example.com", "admin-pw-123")
     django_user_model.objects.create_user("alice")

@@ -16,6 +16,7 @@ def log_in(page, panel_server, username="alice"):
     page.fill("#id_password", "panel-pw-123")
     page.click("button[type=submit]")
     expect(page.locator(".status")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("data-panel-ready", "true")
 
 
 def card(page, call_id=1000):
@@ -26,7 +27,7 @@ def sent(simulator, method):
     return [r for r in simulator.requests() if f"/telephony/{method}/" in r["path"].lower()]
 
 
-def test_an_agents_main_journey(page, panel_server, simulator, alice):
+def test_an_agents_main_journey(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     expect(page.locator(".state-pill")).to_have_text(re.compile("Not ready"))
 
@@ -77,7 +78,7 @@ def test_an_agents_main_journey(page, panel_server, simulator, alice):
         assert len(sent(simulator, method)) == 1, method
 
 
-def test_a_double_click_dials_once(page, panel_server, simulator, alice):
+def test_a_double_click_dials_once(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     page.get_by_role("button", name=re.compile("^Ready")).click()
     expect(page.locator(".notice")).to_contain_text("You are ready")
@@ -88,7 +89,7 @@ def test_a_double_click_dials_once(page, panel_server, simulator, alice):
     assert len(sent(simulator, "dial")) == 1
 
 
-def test_warm_transfer(page, panel_server, simulator, alice):
+def test_warm_transfer(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     page.get_by_role("button", name=re.compile("^Ready")).click()
     page.fill("#dial-phone", "07700 900123")
@@ -108,7 +109,7 @@ def test_warm_transfer(page, panel_server, simulator, alice):
     assert len(sent(simulator, "connectcalls")) == 1
 
 
-def test_a_failing_action_says_what_happened_and_what_to_do(page, panel_server, simulator, alice):
+def test_a_failing_action_says_what_happened_and_what_to_do(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     page.get_by_role("button", name=re.compile("^Ready")).click()
     page.fill("#dial-phone", "07700 900123")
@@ -123,7 +124,7 @@ def test_a_failing_action_says_what_happened_and_what_to_do(page, panel_server, 
     assert len(sent(simulator, "hold")) == 1
 
 
-def test_a_wrong_number_keeps_what_was_typed(page, panel_server, simulator, alice):
+def test_a_wrong_number_keeps_what_was_typed(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     page.fill("#dial-phone", "0770")
     page.get_by_role("button", name="Dial", exact=True).click()
@@ -133,7 +134,7 @@ def test_a_wrong_number_keeps_what_was_typed(page, panel_server, simulator, alic
     assert sent(simulator, "dial") == []
 
 
-def test_directory_and_lead_panels_load_when_opened(page, panel_server, simulator, alice):
+def test_directory_and_lead_panels_load_when_opened(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     directory = page.locator(".directory")
     directory.locator("summary", has_text="Campaigns").click()
@@ -153,7 +154,7 @@ def test_directory_and_lead_panels_load_when_opened(page, panel_server, simulato
     assert len(sent(simulator, "changelead")) == 1
 
 
-def test_the_main_journey_by_keyboard_alone(page, panel_server, simulator, alice):
+def test_the_main_journey_by_keyboard_alone(panel_server, simulator, alice, page):
     page.goto(f"{panel_server.url}/")
     page.keyboard.press("Tab")  # the skip link or the first field: typing goes to the username
     page.focus("#id_username")
@@ -162,6 +163,7 @@ def test_the_main_journey_by_keyboard_alone(page, panel_server, simulator, alice
     page.keyboard.type("panel-pw-123")
     page.keyboard.press("Enter")
     expect(page.locator(".status")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("data-panel-ready", "true")
 
     page.keyboard.press("r")
     expect(page.locator(".state-pill")).to_have_text(re.compile("Ready"))
@@ -205,7 +207,7 @@ def test_the_main_journey_by_keyboard_alone(page, panel_server, simulator, alice
         assert len(sent(simulator, method)) == 1, method
 
 
-def test_a_held_down_key_sends_one_action(page, panel_server, simulator, alice):
+def test_a_held_down_key_sends_one_action(panel_server, simulator, alice, page):
     log_in(page, panel_server)
     page.keyboard.press("r")
     page.keyboard.press("d")
