@@ -1,12 +1,15 @@
 """Live updates end to end: a real Celery worker and beat, the real Redis broker, the
-simulator, and uvicorn serving the SSE stream. Nothing here is clicked."""
+simulator, and uvicorn serving the SSE stream. The agent goes ready; after that nothing
+is clicked."""
 
 import os
 import signal
 import time
+import uuid
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from tests.servers import start_celery, start_panel, stop
 from tests.sse import SSEClient
@@ -18,6 +21,14 @@ def cookies_for(account):
     client = Client()
     client.force_login(account.user)
     return {"sessionid": client.cookies["sessionid"].value}
+
+
+def go_ready(account):
+    """The agent presses Ready in her panel (which also tells the poller to hurry)."""
+    client = Client()
+    client.force_login(account.user)
+    response = client.post(reverse("go-ready"), {"key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
+    assert "You are ready for calls." in response.content.decode()
 
 
 def getcalls(simulator, user_id):
@@ -51,7 +62,7 @@ def test_an_offered_call_and_a_customer_hang_up_arrive_without_a_click(
 ):
     stream = open_stream(alice)
     stream.next()
-    simulator.set_agent_state(101, "ready")
+    go_ready(alice)
     simulator.offer(101, phone="07700900456")
     arrived = stream.wait_for("call-1000", timeout=10)
     assert "07700 900456" in arrived.text
@@ -86,7 +97,7 @@ def test_a_reconnecting_panel_gets_the_current_state_first(open_stream, alice, s
     stream = open_stream(alice)
     first = stream.next()
     stream.close()
-    simulator.set_agent_state(101, "ready")
+    go_ready(alice)
     simulator.offer(101)
     time.sleep(3)  # the call arrives while no panel is open (and so is not even polled)
     again = open_stream(alice, last_event_id=first.id)
@@ -101,7 +112,7 @@ def test_two_web_processes_both_get_a_workers_fragment(live_stack, open_stream, 
         two = SSEClient(f"{second.url}/panel/stream", cookies_for(alice))
         one.next()
         two.next()
-        simulator.set_agent_state(101, "ready")
+        go_ready(alice)
         simulator.offer(101)
         assert "call-1000" in one.wait_for("call-1000").text
         assert "call-1000" in two.wait_for("call-1000").text
@@ -114,7 +125,7 @@ def test_redis_restarting_mid_stream_recovers(open_stream, alice, simulator, red
     stream = open_stream(alice)
     stream.next()
     redis_server.restart(down_for=1.0)
-    simulator.set_agent_state(101, "ready")
+    go_ready(alice)
     simulator.offer(101)
     # Worker, beat and the web process's subscriber all reconnect; the call gets through.
     assert "call-1000" in stream.wait_for("call-1000", timeout=30).text
@@ -127,7 +138,7 @@ def test_a_worker_killed_mid_batch_does_not_stop_polling(live_stack, open_stream
     live_stack.worker.wait()
     replacement = start_celery("worker")
     try:
-        simulator.set_agent_state(101, "ready")
+        go_ready(alice)
         simulator.offer(101)
         assert "call-1000" in stream.wait_for("call-1000", timeout=20).text
     finally:
@@ -143,7 +154,7 @@ def test_maxcontact_failing_for_one_agent_slows_only_her(open_stream, alice, bob
     alice_polls, bob_polls = len(getcalls(simulator, 101)), len(getcalls(simulator, 102))
     # Each of Alice's polls is three tries (reads are retried), backing off 2, 4, 8 s...
     assert alice_polls < bob_polls * 3
-    simulator.set_agent_state(102, "ready")
+    go_ready(bob)
     simulator.offer(102)
     assert "call-1000" in bob_stream.wait_for("call-1000", timeout=10).text
     banner = alice_stream.wait_for("MaxContact cannot be read right now", timeout=10)

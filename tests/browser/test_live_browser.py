@@ -1,0 +1,93 @@
+"""Live updates in a real browser: nothing is clicked, the panel follows MaxContact."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_panel(context, url):
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{url}/")
+    if page.locator("#id_username").count():
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "panel-pw-123")
+        page.click("button[type=submit]")
+    expect(page.locator("#live-status")).to_have_text("Live")
+    return page, errors
+
+
+def press_ready(page):
+    """The agent goes ready in the panel, as she would: from then on she is polled fast."""
+    page.get_by_role("button", name=re.compile("^Ready")).click()
+    expect(page.locator(".state-pill")).to_have_text(re.compile("Ready"))
+
+
+def getcalls(simulator):
+    return [r for r in simulator.requests() if "/getcalls/user/101" in r["path"].lower()]
+
+
+def test_an_offered_call_appears_and_a_hang_up_moves_to_wrap_up(
+    live_stack, simulator, alice, browser
+):
+    context = browser.new_context()
+    page, errors = open_panel(context, live_stack.url)
+    press_ready(page)
+    offered = time.monotonic()
+    simulator.offer(101, phone="07700900456")
+    expect(page.locator("#call-1000")).to_contain_text("07700 900456", timeout=5000)
+    seen_after = time.monotonic() - offered
+    expect(page.locator("#call-1000")).to_contain_text("Connected")
+    expect(page.locator("#announcer")).to_contain_text("07700 900456")  # said, not only shown
+    simulator.customer_hangup(1000)
+    expect(page.locator(".banner-wrap")).to_contain_text("One call needs a result.")
+    expect(page.locator(".state-pill")).to_have_text(re.compile("Wrap-up"))
+    context.close()
+    assert not errors
+    print(f"offered call visible after {seen_after:.2f} s")
+
+
+def test_two_tabs_both_update_and_closing_both_stops_polling(live_stack, simulator, alice, browser):
+    context = browser.new_context()
+    first, _ = open_panel(context, live_stack.url)
+    second, _ = open_panel(context, live_stack.url)
+    press_ready(first)
+    simulator.offer(101)
+    for page in (first, second):
+        expect(page.locator("#call-1000")).to_be_visible(timeout=5000)
+
+    # An action in one tab shows in the other.
+    first.locator("#call-1000").get_by_role("button", name=re.compile("^Hold")).click()
+    expect(second.locator("#call-1000")).to_contain_text("On hold", timeout=5000)
+
+    first.close()
+    time.sleep(2)
+    assert getcalls(simulator)[-1]["time"] > time.time() - 2.5  # the other tab keeps her polled
+    second.close()
+    context.close()
+    time.sleep(1.5)
+    settled = len(getcalls(simulator))
+    time.sleep(3)
+    assert len(getcalls(simulator)) == settled  # no panel open: not polled at all
+
+
+def test_a_typed_disposition_survives_a_pushed_update(live_stack, simulator, alice, browser):
+    context = browser.new_context()
+    page, _ = open_panel(context, live_stack.url)
+    press_ready(page)
+    simulator.offer(101)
+    expect(page.locator("#call-1000")).to_be_visible(timeout=5000)
+    simulator.customer_hangup(1000)
+    notes = page.locator("#call-1000").get_by_label("Notes (optional)")
+    expect(notes).to_be_visible(timeout=5000)
+    notes.fill("Customer asked for a callback on Friday")
+    # Something else changes: a second call is offered to her (the push re-renders the list).
+    simulator.offer(101, force=True)
+    expect(page.locator("#call-1001")).to_be_visible(timeout=5000)
+    expect(notes).to_have_value("Customer asked for a callback on Friday")
+    context.close()
