@@ -83,13 +83,7 @@
 
   /* ---- 2. Running timers ----------------------------------------------------------------- */
 
-  const starts = new WeakMap(); // element -> start time on this browser's clock (ms)
-
-  const readClock = (text) => {
-    const parts = (text || "").trim().split(":").map(Number);
-    if (parts.length < 2 || parts.length > 3 || parts.some((n) => !Number.isFinite(n))) return null;
-    return parts.reduce((total, n) => total * 60 + n, 0);
-  };
+  const starts = new WeakMap(); // element -> {since, start on this browser's clock (ms)}
 
   const formatClock = (seconds) => {
     const h = Math.floor(seconds / 3600);
@@ -98,22 +92,30 @@
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   };
 
-  const startOf = (el, now) => {
-    if (starts.has(el)) return starts.get(el);
+  const startOf = (el) => {
+    // Keyed by the element *and* its data-since: a morph swap keeps the element but may give
+    // it a new start (the agent's state changed).
+    const known = starts.get(el);
+    if (known && known.since === el.dataset.since) return known.start;
     const since = Date.parse(el.dataset.since || "");
     if (Number.isNaN(since)) return null;
-    // The server wrote the elapsed time when it drew the page: trust it over a skewed clock.
-    let start = since;
-    const drawn = readClock(el.textContent);
-    if (drawn !== null && Math.abs((now - since) / 1000 - drawn) > 3) start = now - drawn * 1000;
-    starts.set(el, start);
+    const start = since + clockSkew; // the server's moment on this browser's clock
+    starts.set(el, { since: el.dataset.since, start });
     return start;
   };
+
+  // This browser's clock minus the server's, measured once from the page as first drawn (pushed
+  // workspaces may have been drawn a while ago, so they cannot tell).
+  const clockSkew = (() => {
+    const drawn = Date.parse(document.querySelector(".workspace-inner")?.dataset.rendered || "");
+    const skew = Number.isNaN(drawn) ? 0 : Date.now() - drawn;
+    return Math.abs(skew) < 3600000 ? skew : 0;
+  })();
 
   const tick = () => {
     const now = Date.now();
     for (const el of document.querySelectorAll("[data-since]")) {
-      const start = startOf(el, now);
+      const start = startOf(el);
       if (start === null) continue;
       const text = formatClock(Math.max(0, Math.floor((now - start) / 1000)));
       if (el.textContent !== text) el.textContent = text;

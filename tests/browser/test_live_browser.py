@@ -38,12 +38,15 @@ def test_an_offered_call_appears_and_a_hang_up_moves_to_wrap_up(
     context = browser.new_context()
     page, errors = open_panel(context, live_stack.url)
     press_ready(page)
+    page.wait_for_timeout(11_000)  # long enough in "Ready" for a stale timer to show
     offered = time.monotonic()
     simulator.offer(101, phone="07700900456")
     expect(page.locator("#call-1000")).to_contain_text("07700 900456", timeout=5000)
     seen_after = time.monotonic() - offered
     expect(page.locator("#call-1000")).to_contain_text("Connected")
     expect(page.locator("#announcer")).to_contain_text("07700 900456")  # said, not only shown
+    # The state timer restarted with the new state (a morph keeps the element, not its start).
+    expect(page.locator(".status .timer")).to_have_text(re.compile(r"^0:0\d$"))
     simulator.customer_hangup(1000)
     expect(page.locator(".banner-wrap")).to_contain_text("One call needs a result.")
     expect(page.locator(".state-pill")).to_have_text(re.compile("Wrap-up"))
