@@ -94,19 +94,20 @@ class Hub:
         first = True
         while self.queues:
             wanted = set(self.queues)
-            if wanted - subscribed:
-                await self.pubsub.subscribe(*(live.channel(a) for a in wanted - subscribed))
+            joined = wanted - subscribed
+            if joined:
+                await self.pubsub.subscribe(*(live.channel(a) for a in joined))
             if subscribed - wanted:
                 await self.pubsub.unsubscribe(*(live.channel(a) for a in subscribed - wanted))
             subscribed = wanted
-            if first:
-                # (Re)connected: whatever was published meanwhile is in the snapshots.
-                self.healthy = True
-                for account_id in list(self.queues):
-                    self._deliver(account_id, RESYNC)
-                first = False
+            # Whatever was published before a subscription took effect (or while Redis was
+            # away) is in the snapshot: each stream concerned reads it again.
+            for account_id in wanted if first else joined:
+                self._deliver(account_id, RESYNC)
+            self.healthy = True
+            first = False
             self.changed.clear()
-            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             if message and message.get("type") == "message":
                 account_id = int(message["channel"].decode().rsplit(":", 1)[1])
                 self._deliver(account_id, message["data"].decode())

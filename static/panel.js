@@ -60,8 +60,9 @@
       match.focus();
       return;
     }
-    // In flight (hx-disable sets disabled; htmx marks the form): never a second request.
-    if (match.disabled || match.closest(".htmx-request")) return;
+    // In flight (hx-disable sets disabled; htmx marks the form): never a second request. Only
+    // the button's own form counts: the workspace keeps the class for a moment after a swap.
+    if (match.disabled || match.closest("form")?.classList.contains("htmx-request")) return;
     const now = performance.now();
     if (match === lastFired && now - lastFiredAt < 500) return;
     lastFired = match;
