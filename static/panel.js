@@ -302,8 +302,26 @@
   };
 
   const refreshWorkspace = () => {
-    if (!window.htmx || !live || document.querySelector("#workspace .htmx-request")) return;
-    window.htmx.ajax("GET", live.dataset.refreshUrl, { target: "#workspace", swap: "innerMorph" });
+    if (!window.htmx || !live) return;
+    if (!document.querySelector("#workspace .htmx-request")) {
+      window.htmx
+        .ajax("GET", live.dataset.refreshUrl, { target: "#workspace", swap: "innerMorph" })
+        ?.catch?.(() => {}); // offline: the next tick tries again
+    }
+    reopenStream();
+  };
+
+  // The SSE extension reconnects a stream that was once open, but gives up on one whose very
+  // first request failed: open it again ourselves, at most every 10 s, while it is not open.
+  let lastReopen = 0;
+  const reopenStream = () => {
+    const open = live?._htmx?.sse;
+    const url = live?.getAttribute("hx-sse:connect");
+    if (open || !url || Date.now() - lastReopen < 10000) return;
+    lastReopen = Date.now();
+    window.htmx
+      .ajax("GET", url, { source: live, target: "#workspace", swap: "innerMorph" })
+      ?.catch?.(() => {});
   };
 
   const alive = () => {

@@ -94,3 +94,24 @@ def test_a_typed_disposition_survives_a_pushed_update(live_stack, simulator, ali
     expect(page.locator("#call-1001")).to_be_visible(timeout=5000)
     expect(notes).to_have_value("Customer asked for a callback on Friday")
     context.close()
+
+
+def test_without_the_stream_the_page_refreshes_itself_and_says_so(
+    live_stack, simulator, alice, browser
+):
+    context = browser.new_context()
+    page = context.new_page()
+    page.route("**/panel/stream", lambda route: route.abort())  # a proxy that refuses it
+    page.goto(f"{live_stack.url}/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "panel-pw-123")
+    page.click("button[type=submit]")
+    press_ready(page)
+    status = page.locator("#live-status")
+    expect(status).to_have_text("Not live: refreshing every 5 s", timeout=15000)
+    simulator.offer(101)
+    expect(page.locator("#call-1000")).to_be_visible(timeout=8000)  # by the page's own refresh
+
+    page.unroute("**/panel/stream")
+    expect(status).to_have_text("Live", timeout=20000)  # back on the stream by itself
+    context.close()
