@@ -43,12 +43,12 @@ typecheck: $(VENV)/.synced
 	ENV_FILE=/dev/null DEBUG=true $(VENV)/bin/mypy .
 
 unit: $(VENV)/.synced chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not bench"
 
 # The database-touching tests again, on PostgreSQL.
 postgres-tests: $(VENV)/.synced
 	@$(PY) scripts/wait-for-postgres.py "$(PG_TEST_URL)"
-	DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -m postgres -p no:cacheprovider
+	DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -m "postgres and not bench" -p no:cacheprovider
 
 test: lint typecheck unit postgres-tests
 
@@ -57,3 +57,4 @@ clean:
 
 bench: $(VENV)/.synced
 	$(PY) scripts/bench.py
+	$(PY) -m pytest -m bench -s -q -p no:cacheprovider

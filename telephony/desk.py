@@ -212,10 +212,14 @@ def _next_state(account: AgentAccount, views: list[CallView]) -> AgentState:
     return previous
 
 
-def _set_state(account: AgentAccount, state: AgentState, now: datetime) -> None:
+def _set_state(
+    account: AgentAccount, state: AgentState, now: datetime, since: datetime | None = None
+) -> None:
+    """Record a new inferred state; `since` when it is known to have begun earlier."""
     if account.desk_state == state:
         return
-    changes: dict[str, Any] = {"desk_state": state.value, "desk_state_since": now}
+    began = min(since, now) if since is not None else now
+    changes: dict[str, Any] = {"desk_state": state.value, "desk_state_since": began}
     if state is AgentState.ON_CALL and account.desk_state != AgentState.WRAP_UP:
         changes["ready_before_call"] = account.desk_state == AgentState.READY
     AgentAccount.objects.filter(pk=account.pk).update(**changes)
@@ -233,7 +237,10 @@ def read_desk(account: AgentAccount) -> Desk:
     with transaction.atomic():
         tracked = _track(account, calls, now)
         views = [_view(account, call, tracked[call.call_id]) for call in calls]
-        _set_state(account, _next_state(account, views), now)
+        state = _next_state(account, views)
+        # On a call since her earliest live call began (it may have begun before we saw it).
+        starts = [v.started_at for v in views if v.is_live]
+        _set_state(account, state, now, min(starts) if state is AgentState.ON_CALL else None)
     return Desk(
         account, views, AgentState.stored(account.desk_state), account.desk_state_since, now
     )
