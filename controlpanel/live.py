@@ -39,6 +39,7 @@ FAST = 1.0
 WRAP_UP = 2.0
 IDLE = 5.0
 MAX_BACKOFF = 30.0
+SLACK = 0.1
 
 
 @cache
@@ -126,7 +127,9 @@ def claim_due(now: float | None = None, limit: int = 10_000) -> list[int]:
     intervals = pipe.execute()
     pipe = r.pipeline()
     for account_id, interval in zip(due, intervals, strict=True):
-        pipe.zadd(DUE, {str(account_id): now + float(interval or FAST)}, xx=True)
+        # A little early, so that the tick one interval from now finds her due (beat's ticks
+        # jitter by milliseconds; missing one would double her interval).
+        pipe.zadd(DUE, {str(account_id): now + float(interval or FAST) - SLACK}, xx=True)
     pipe.execute()
     return due
 
@@ -268,7 +271,9 @@ def record_poll(account_id: int, tenant_id: int, desk: Desk, took: float = 0.0) 
     interval = max(interval_for(desk.state, errors, tenant_errors), min(MAX_BACKOFF, 2 * took))
     pipe = r.pipeline()
     pipe.hset(key, "interval", interval)
-    pipe.zadd(DUE, {str(account_id): time.time() + interval}, xx=True)
+    # Only ever later than the schedule claim_due set (errors, slowness): never earlier, and
+    # not by the poll's own duration, which would turn a 1 s interval into 2 ticks.
+    pipe.zadd(DUE, {str(account_id): time.time() + interval - SLACK * 5}, xx=True, gt=True)
     pipe.execute()
     return interval
 
