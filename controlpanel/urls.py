@@ -7,8 +7,10 @@ from django.views.generic import RedirectView
 from . import stream, views
 
 
-class CallActionConverter:
-    regex = "hangup|hold|retrieve|stoprecord|startrecord"
+class _OneOf:
+    """A path converter that accepts one of a fixed set of words."""
+
+    regex = ""
 
     def to_python(self, value: str) -> str:
         return value
@@ -17,18 +19,12 @@ class CallActionConverter:
         return value
 
 
-class DirectoryConverter:
-    regex = "campaigns|queues|users|resultcodes"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
+def one_of(*words: str) -> type[_OneOf]:
+    return type("OneOf", (_OneOf,), {"regex": "|".join(words)})
 
 
-register_converter(CallActionConverter, "call_action")
-register_converter(DirectoryConverter, "directory")
+register_converter(one_of("hangup", "hold", "retrieve", "stoprecord", "startrecord"), "call_action")
+register_converter(one_of("campaigns", "queues", "users", "resultcodes"), "directory")
 
 urlpatterns = [
     path("", views.panel, name="panel"),
