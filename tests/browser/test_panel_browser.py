@@ -19,6 +19,14 @@ def log_in(page, panel_server, username="alice"):
     expect(page.locator("html")).to_have_attribute("data-panel-ready", "true")
 
 
+JOURNEY = ("goready", "dial", "hold", "retrieve", "stoprecord", "startrecord", "hangup", "dispose")
+
+
+def assert_each_sent_once(simulator, methods):
+    for method in methods:
+        assert len(sent(simulator, method)) == 1, method
+
+
 def card(page, call_id=1000):
     return page.locator(f"#call-{call_id}")
 
@@ -65,17 +73,7 @@ def test_an_agents_main_journey(panel_server, simulator, alice, page):
     card(page).get_by_role("button", name="Finish call").click()
     expect(page.locator(".calls")).to_contain_text("No calls.")
 
-    for method in (
-        "goready",
-        "dial",
-        "hold",
-        "retrieve",
-        "stoprecord",
-        "startrecord",
-        "hangup",
-        "dispose",
-    ):
-        assert len(sent(simulator, method)) == 1, method
+    assert_each_sent_once(simulator, JOURNEY)
 
 
 def test_a_double_click_dials_once(panel_server, simulator, alice, page):
@@ -194,17 +192,7 @@ def test_the_main_journey_by_keyboard_alone(panel_server, simulator, alice, page
     page.keyboard.press("Enter")
     expect(page.locator(".calls")).to_contain_text("No calls.")
 
-    for method in (
-        "goready",
-        "dial",
-        "hold",
-        "retrieve",
-        "stoprecord",
-        "startrecord",
-        "hangup",
-        "dispose",
-    ):
-        assert len(sent(simulator, method)) == 1, method
+    assert_each_sent_once(simulator, JOURNEY)
 
 
 def test_a_held_down_key_sends_one_action(panel_server, simulator, alice, page):
