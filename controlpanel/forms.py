@@ -23,7 +23,8 @@ def new_key() -> str:
 class ActionForm(forms.Form):
     """Every action form carries the key that makes a second submission harmless."""
 
-    key = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    # A uuid4 hex; derived keys (":hold", ":dial") must still fit AuditEntry's 64 characters.
+    key = forms.CharField(max_length=32, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("key", new_key())
@@ -136,8 +137,8 @@ class DisposeForm(ActionForm):
 
 
 class TransferCompleteForm(ActionForm):
-    call1 = forms.IntegerField(widget=forms.HiddenInput)
-    call2 = forms.IntegerField(widget=forms.HiddenInput)
+    call1 = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=MAX_LEAD_ID)
+    call2 = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=MAX_LEAD_ID)
     result_code1 = forms.ChoiceField(label=_("Result for the customer's call"), choices=())
     result_code2 = forms.ChoiceField(label=_("Result for the transfer call"), choices=())
     notes1 = forms.CharField(

@@ -15,9 +15,12 @@ An agent with no open panel has no key here and costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,6 +43,7 @@ WRAP_UP = 2.0
 IDLE = 5.0
 MAX_BACKOFF = 30.0
 SLACK = 0.1
+AGENT_TTL = 3600  # an agent's live state is forgotten an hour after her last change
 
 
 @cache
@@ -80,21 +84,30 @@ def stream_opened(account_id: int, stream_id: str, now: float | None = None) -> 
     pipe.execute()
 
 
+_CLOSE_STREAM = """
+redis.call('zrem', KEYS[1], ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3])
+if redis.call('zcard', KEYS[1]) == 0 then
+  redis.call('zrem', KEYS[2], ARGV[2])
+  redis.call('zrem', KEYS[3], ARGV[2])
+end
+"""
+
+
 def stream_closed(account_id: int, stream_id: str, now: float | None = None) -> None:
-    """A panel closed; when it was her last one, polling her stops at once."""
+    """A panel closed; when it was her last one, polling her stops at once (atomically, so
+    a tab opening at the same moment is never left unpolled)."""
     now = time.time() if now is None else now
-    key = f"{PREFIX}streams:{account_id}"
-    r = client()
-    pipe = r.pipeline()
-    pipe.zrem(key, stream_id)
-    pipe.zremrangebyscore(key, "-inf", now)
-    pipe.zcard(key)
-    remaining = pipe.execute()[2]
-    if not remaining:
-        pipe = r.pipeline()
-        pipe.zrem(PRESENT, str(account_id))
-        pipe.zrem(DUE, str(account_id))
-        pipe.execute()
+    client().eval(
+        _CLOSE_STREAM,
+        3,
+        f"{PREFIX}streams:{account_id}",
+        PRESENT,
+        DUE,
+        stream_id,
+        str(account_id),
+        now,
+    )
 
 
 def present_agents(now: float | None = None) -> set[int]:
@@ -173,6 +186,33 @@ def release(account_id: int, token: str) -> None:
     client().eval(_RELEASE, 1, f"{PREFIX}lock:{account_id}", token)
 
 
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+@contextlib.contextmanager
+def renewed(account_id: int, token: str, seconds: float) -> Iterator[None]:
+    """Keep a held lock alive while the block runs (a slow MaxContact must not let a second
+    poll of the same agent start); if this process dies, renewal stops and the lock expires
+    within `seconds`."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(seconds / 2):
+            with contextlib.suppress(redis.RedisError):
+                client().eval(_RENEW, 1, f"{PREFIX}lock:{account_id}", token, int(seconds * 1000))
+
+    thread = threading.Thread(target=renew, daemon=True, name=f"lock-{account_id}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+
+
 # --- Change detection and publishing ----------------------------------------------------------
 
 
@@ -227,14 +267,15 @@ def publish(account_id: int, desk: Desk, render: Any) -> Published:
     key = _agent(account_id)
     new_digest = digest(desk)
     old_digest, version = r.hmget(key, "digest", "version")
-    if old_digest is not None and old_digest == new_digest:
+    if old_digest == new_digest and r.exists(_snapshot(account_id)):
         return Published(int(version or 0), changed=False)
     version_number = int(r.eval(_NEXT_VERSION, 1, key, int(time.time() * 1000)))
     html = render(version_number)
     message = json.dumps({"version": version_number, "html": html})
     pipe = r.pipeline()
     pipe.hset(key, "digest", new_digest)
-    pipe.set(_snapshot(account_id), message, ex=3600)
+    pipe.expire(key, AGENT_TTL)
+    pipe.set(_snapshot(account_id), message, ex=AGENT_TTL)
     pipe.publish(channel(account_id), message)
     pipe.execute()
     return Published(version_number, changed=True)

@@ -194,6 +194,9 @@ async def events(account_id: int) -> AsyncIterator[str]:
                 except redis.RedisError:
                     pass  # presence resumes when Redis is back
             if message == RESYNC:
+                if present_at:  # after a Redis restart her presence must be written again
+                    with contextlib.suppress(redis.RedisError):
+                        await sync_to_async(live.stream_opened)(account_id, stream_id)
                 snapshot = await _snapshot(account_id)
                 message = json.dumps(snapshot) if snapshot else None
             if message:

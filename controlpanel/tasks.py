@@ -58,7 +58,7 @@ def refresh_agent(account_id: int) -> bool:
     """Poll one agent now; returns True when a changed workspace was published."""
     token = uuid.uuid4().hex
     # The lock expires after two ticks, so a killed worker delays her next poll by one tick at
-    # most; a poll that is merely slow pushes her next poll back itself (live.record_poll).
+    # most; while a poll is merely slow, the lock is renewed and no second poll starts.
     if not live.acquire(account_id, token, settings.POLL_LOCK_SECONDS):
         return False
     try:
@@ -70,7 +70,8 @@ def refresh_agent(account_id: int) -> bool:
         if account is None:
             return False
         started = time.time()
-        desk = read_desk(account)
+        with live.renewed(account_id, token, settings.POLL_LOCK_SECONDS):
+            desk = read_desk(account)
         live.record_poll(account_id, account.tenant_id, desk, took=time.time() - started)
         if live.acted_since(account_id, started):
             return False  # an action answered with a newer state while we were reading

@@ -26,18 +26,35 @@ def one_of(*words: str) -> type[_OneOf]:
 register_converter(one_of("hangup", "hold", "retrieve", "stoprecord", "startrecord"), "call_action")
 register_converter(one_of("campaigns", "queues", "users", "resultcodes"), "directory")
 
+
+class CallIdConverter:
+    """A call id: digits that fit a 64-bit integer (longer ones are a 404, not a 500)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(CallIdConverter, "call_id")
+
 urlpatterns = [
     path("", views.panel, name="panel"),
     path("panel/workspace", views.workspace, name="workspace"),
     path("panel/stream", stream.stream, name="stream"),
     path("panel/ready", views.go_ready, name="go-ready"),
     path("panel/dial", views.dial, name="dial"),
-    path("panel/calls/<int:call_id>/<call_action:method>", views.call_action, name="call-action"),
-    path("panel/calls/<int:call_id>/dispose", views.dispose, name="dispose"),
-    path("panel/calls/<int:call_id>/lead", views.lead_panel, name="lead-panel"),
-    path("panel/calls/<int:call_id>/changelead", views.change_lead, name="change-lead"),
-    path("panel/calls/<int:call_id>/newlead", views.new_lead, name="new-lead"),
-    path("panel/calls/<int:call_id>/transfer", views.transfer_start, name="transfer-start"),
+    path(
+        "panel/calls/<call_id:call_id>/<call_action:method>", views.call_action, name="call-action"
+    ),
+    path("panel/calls/<call_id:call_id>/dispose", views.dispose, name="dispose"),
+    path("panel/calls/<call_id:call_id>/lead", views.lead_panel, name="lead-panel"),
+    path("panel/calls/<call_id:call_id>/changelead", views.change_lead, name="change-lead"),
+    path("panel/calls/<call_id:call_id>/newlead", views.new_lead, name="new-lead"),
+    path("panel/calls/<call_id:call_id>/transfer", views.transfer_start, name="transfer-start"),
     path("panel/transfer/complete", views.transfer_complete, name="transfer-complete"),
     path("panel/directory/<directory:kind>", views.directory_panel, name="directory"),
     path(

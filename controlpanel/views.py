@@ -82,13 +82,15 @@ def _respond(
     return render(request, f"{PAGE}#workspace-response", context)
 
 
-def _publish(account: AgentAccount, desk: desks.Desk) -> int | None:
+def _publish(account: AgentAccount, desk: desks.Desk, *, acted: bool = True) -> int | None:
     """Tell her other open panels (and the poller) what this response shows; its version.
 
+    After an action the poller hurries and forgets past errors; a mere page load does not.
     Redis being down costs the other tabs their update, never this response.
     """
     try:
-        live.poll_soon(account.pk)
+        if acted:
+            live.poll_soon(account.pk)
         published = live.publish(
             account.pk, desk, lambda v: workspaces.render(account, desk, version=v)
         )
@@ -116,7 +118,7 @@ def _fresh(form_class: type[forms.ActionForm], data: Any, **kwargs: Any) -> Any:
 def panel(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     desk = desks.read_desk(account)
     context = workspaces.context(account, desk)
-    context["version"] = _publish(account, desk)
+    context["version"] = _publish(account, desk, acted=False)
     context["dial_form"] = forms.DialForm(tenant=account.tenant)
     return render(request, PAGE, context)
 
@@ -126,7 +128,7 @@ def panel(request: HttpRequest, account: AgentAccount) -> HttpResponse:
 def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     desk = desks.read_desk(account)
     context = workspaces.context(account, desk)
-    context["version"] = _publish(account, desk)
+    context["version"] = _publish(account, desk, acted=False)
     return render(request, f"{PAGE}#workspace", context)
 
 
@@ -424,7 +426,11 @@ def transfer_start(request: HttpRequest, account: AgentAccount, call_id: int) ->
     if refusal is not None:
         return refusal
     key, phone = form.cleaned_data["key"], form.cleaned_data["phone"]
-    tracked = account.calls.current().get(call_id=call_id)
+    tracked = account.calls.current().filter(call_id=call_id).first()
+    if tracked is None:  # it ended a moment ago
+        return _respond(
+            request, account, notice=Notice("error", _("That call has ended. Nothing was sent."))
+        )
     if not tracked.held:
         held = _perform(
             request,
@@ -461,9 +467,13 @@ def transfer_start(request: HttpRequest, account: AgentAccount, call_id: int) ->
         "the call, then connect the two calls."
     ) % {"phone": phone}
     notice = Notice.of(dialled, text)
+    bound = {}
     if not dialled.ok:
         notice.text = _("The customer is on hold, but the transfer call failed: ") + notice.text
-    return _respond(request, account, notice=notice)
+        bound["transfer_start"] = _fresh(
+            forms.TransferStartForm, request.POST, tenant=account.tenant
+        )
+    return _respond(request, account, notice=notice, bound=bound)
 
 
 @require_POST

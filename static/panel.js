@@ -275,7 +275,12 @@
   let fallbackTimer = null;
   let highestVersion = 0;
 
-  const versionOf = (root) => Number(root?.querySelector?.(".workspace-inner")?.dataset.version);
+  // The version a workspace was published as; NaN when unknown (Redis was not answering).
+  const versionOf = (root) => {
+    const raw = root?.querySelector?.(".workspace-inner")?.dataset.version;
+    return raw ? Number(raw) : Number.NaN;
+  };
+  let lastCatchUp = 0;
   const noteVersion = () => {
     const seen = versionOf(document);
     if (Number.isFinite(seen) && seen > highestVersion) highestVersion = seen;
@@ -332,8 +337,11 @@
   if (live) {
     live.addEventListener("htmx:sse:after:connection", alive);
     live.addEventListener("htmx:sse:before:message", (event) => {
-      const incoming = Number(event.detail?.message?.id);
+      const message = event.detail?.message;
       alive();
+      // Named events (heartbeat) carry the last id too: only workspaces are compared.
+      if (message?.event) return;
+      const incoming = message?.id ? Number(message.id) : Number.NaN;
       // An older state than the one shown (an action's answer overtook the stream): skip it.
       if (Number.isFinite(incoming) && incoming <= highestVersion) event.detail.cancelled = true;
     });
@@ -368,8 +376,11 @@
   document.addEventListener("htmx:after:swap", (event) => {
     const target = event.detail?.ctx?.target;
     const shown = versionOf(document);
-    if (target?.id === "workspace" && Number.isFinite(shown) && shown < highestVersion) {
-      // An action's answer older than a push already shown: ask for the current state.
+    const stale = Number.isFinite(shown) && shown < highestVersion;
+    if (target?.id === "workspace" && stale && Date.now() - lastCatchUp > 5000) {
+      // An action's answer older than a push already shown: ask for the current state (once;
+      // never in a loop, whatever the versions say).
+      lastCatchUp = Date.now();
       queueMicrotask(refreshWorkspace);
     }
     noteVersion();

@@ -521,3 +521,36 @@ def test_every_action_succeeds_and_is_audited(alice_client, simulator, action):
     response = run(alice_client)
     assert "notice-success" in response.content.decode(), text(response)
     assert AuditEntry.objects.filter(method=action).latest("id").outcome == "ok"
+
+
+def test_absurd_call_ids_and_keys_are_refused_cleanly(alice_client, on_a_call, simulator):
+    huge = "18446744073709551616"
+    assert (
+        alice_client.post(f"/panel/calls/{huge}/hangup", {"key": key()}, **HTMX).status_code == 404
+    )
+    response = post(
+        alice_client,
+        "transfer-complete",
+        call1=huge,
+        call2="1000",
+        result_code1="TRANSFER",
+        result_code2="SALE",
+    )
+    assert response.status_code == 200
+    assert "Choose a result for each call." in text(response)
+    long_key = act(alice_client, on_a_call, "hold", key="k" * 64)
+    assert "That form was incomplete" in text(long_key)
+    assert sent(simulator, "hold") == []
+
+
+def test_with_redis_down_the_panel_and_actions_still_work(alice_client, on_a_call, redis_server):
+    redis_server.stop()
+    try:
+        page = alice_client.get(reverse("panel"))
+        held = act(alice_client, on_a_call, "hold")
+    finally:
+        redis_server.start()
+    assert page.status_code == 200
+    assert "07700 900123" in text(page)
+    assert 'data-version=""' in page.content.decode()  # no version: the page will not compare
+    assert "Call on hold." in text(held)

@@ -166,3 +166,21 @@ def test_refresh_agent_reads_renders_and_publishes_once(alice, simulator):
 def test_refresh_agent_skips_an_agent_being_polled(alice):
     assert live.acquire(alice.pk, "someone-else", 5)
     assert tasks.refresh_agent(alice.pk) is False
+
+
+def test_a_held_lock_is_renewed_while_the_poll_runs(alice):
+    assert live.acquire(alice.pk, "worker-1", 0.3)
+    with live.renewed(alice.pk, "worker-1", 0.3):
+        time.sleep(0.7)  # longer than the lock's own lifetime
+        assert not live.acquire(alice.pk, "worker-2", 0.3)
+    time.sleep(0.35)  # renewal stopped with the block: it expires by itself
+    assert live.acquire(alice.pk, "worker-2", 0.3)
+
+
+def test_a_lost_snapshot_is_published_again_even_without_a_change(alice):
+    first = live.publish(alice.pk, _desk(alice), str)
+    live.client().delete(f"{live.PREFIX}snapshot:{alice.pk}")
+    again = live.publish(alice.pk, _desk(alice), str)
+    assert again.changed
+    assert again.version > first.version
+    assert live.snapshot(alice.pk) is not None
