@@ -48,13 +48,10 @@ class Hub:
         self.redis: aioredis.Redis | None = None
         self.pubsub: Any = None
         self.task: asyncio.Task[None] | None = None
-        self.changed = asyncio.Event()
-        self.healthy = False
 
     def join(self, account_id: int) -> asyncio.Queue[str]:
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
         self.queues[account_id].add(queue)
-        self.changed.set()
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
         return queue
@@ -63,7 +60,6 @@ class Hub:
         self.queues[account_id].discard(queue)
         if not self.queues[account_id]:
             del self.queues[account_id]
-        self.changed.set()
 
     def _deliver(self, account_id: int, message: str) -> None:
         for queue in list(self.queues.get(account_id, ())):
@@ -79,7 +75,6 @@ class Hub:
                 await self._listen()
                 delay = 0.5
             except (redis.RedisError, OSError) as error:
-                self.healthy = False
                 logger.warning("live updates: Redis unavailable (%s); retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -104,9 +99,7 @@ class Hub:
             # away) is in the snapshot: each stream concerned reads it again.
             for account_id in wanted if first else joined:
                 self._deliver(account_id, RESYNC)
-            self.healthy = True
             first = False
-            self.changed.clear()
             message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             if message and message.get("type") == "message":
                 account_id = int(message["channel"].decode().rsplit(":", 1)[1])

@@ -22,10 +22,10 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from controlpanel import commands  # noqa: E402
 from controlpanel.envfile import load_env_file  # noqa: E402
 
 PYTHON = sys.executable
-CELERY = [PYTHON, "-m", "celery", "-A", "controlpanel"]
 ENV_FILE = ROOT / ".env"
 
 
@@ -168,46 +168,12 @@ def main() -> None:
             ],
         )
         wait_for_port(sim_host, sim_port, "simulator", simulator)
-        panel = start(
-            "panel",
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "controlpanel.asgi:application",
-                "--host",
-                panel_host,
-                "--port",
-                str(panel_port),
-                "--timeout-graceful-shutdown",
-                "2",
-                "--no-access-log",
-                "--lifespan",
-                "off",
-            ],
-        )
+        panel = start("panel", commands.panel(panel_host, panel_port))
         wait_for_port(panel_host, panel_port, "panel", panel)
         (ROOT / ".run").mkdir(exist_ok=True)
-        start(
-            "celery worker",
-            [
-                *CELERY,
-                "worker",
-                "-Q",
-                "celery,poll",
-                "--concurrency",
-                "2",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "warning",
-            ],
-        )
-        start(
-            "celery beat",
-            [*CELERY, "beat", "-l", "warning", "-s", str(ROOT / ".run" / "celerybeat-schedule")],
-        )
-        log(f"panel:     http://{panel_host}:{panel_port}/admin/")
+        start("celery worker", commands.celery_worker("--concurrency", "2"))
+        start("celery beat", commands.celery_beat(str(ROOT / ".run" / "celerybeat-schedule")))
+        log(f"panel:     http://{panel_host}:{panel_port}/  (admin: /admin/)")
         log(f"simulator: {os.environ['SIMULATOR_URL']}")
         log("try:       .venv/bin/python manage.py telephony agent getcalls")
         log("Ctrl-C stops everything")

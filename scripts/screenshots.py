@@ -29,20 +29,15 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from controlpanel import commands
+from tests import chromium
+from tests.chromium import CHROMIUM
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SIZES = {"wide": (1280, 800), "narrow": (360, 740)}
 THEMES = ("light", "dark")
 USER_ID = 101  # the simulator's first seeded agent, the one demo_setup links to `agent`
@@ -177,23 +172,7 @@ def servers(password: str) -> Iterator[tuple[str, Simulator]]:
 
             port = free_port()
             panel = subprocess.Popen(  # noqa: S603 (our own fixed command)
-                [
-                    PYTHON,
-                    "-m",
-                    "uvicorn",
-                    "controlpanel.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--lifespan",
-                    "off",
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                    "--timeout-graceful-shutdown",
-                    "2",
-                ],
+                [*commands.panel("127.0.0.1", port, python=PYTHON), "--log-level", "warning"],
                 cwd=ROOT,
                 env=env,
             )
@@ -326,7 +305,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(12)
     with servers(password) as (panel_url, sim), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium.ARGS)
         try:
             saved = run(browser, panel_url, sim, password)
         finally:

@@ -14,7 +14,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -286,8 +286,6 @@ class Outcome:
     method: str
     result: ActionResult | None = None
     error: MaxContactError | None = None
-    audit_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -375,7 +373,7 @@ def perform(
 
     if error is None:
         _after_success(account, method, call_id, result)
-    return Outcome(method, result=result, error=error, audit_id=entry.pk)
+    return Outcome(method, result=result, error=error)
 
 
 def _after_success(

@@ -396,11 +396,6 @@ class AccountTokenStore:
             AgentAccount.objects.filter(pk=account.pk).update(**values)
 
 
-class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
-    def for_account(self, account: AgentAccount) -> AuditEntryQuerySet:
-        return self.filter(account=account)
-
-
 class AuditEntry(models.Model):
     """One action an agent asked MaxContact to perform, and what came of it. Append-only.
 
@@ -438,18 +433,12 @@ class AuditEntry(models.Model):
     latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:
         return f"{self.method} by user {self.remote_user_id}: {self.outcome}"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome == self.Outcome.OK
 
 
 class TrackedCallQuerySet(models.QuerySet["TrackedCall"]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,8 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connection
+
+from controlpanel import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,23 +51,7 @@ def start_panel(extra_env: dict[str, str] | None = None) -> PanelServer:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlpanel.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "2",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
+        [*commands.panel("127.0.0.1", port), "--log-level", "warning"],
         cwd=ROOT,
         env=env,
     )
@@ -186,33 +171,18 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-CELERY = [sys.executable, "-m", "celery", "-A", "controlpanel"]
-
-
 def start_celery(
     kind: str, extra_env: dict[str, str] | None = None, workdir: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """A real Celery worker or beat process on the test database and the private Redis."""
     env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
     if kind == "worker":
-        argv = [
-            *CELERY,
-            "worker",
-            "-Q",
-            "celery,poll",
-            "--concurrency",
-            "2",
-            "--pool",
-            "threads",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-        ]
+        argv = commands.celery_worker(
+            "--concurrency", "2", "--pool", "threads", "--without-heartbeat"
+        )
     else:
         schedule = (workdir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"beat-{os.getpid()}"
-        argv = [*CELERY, "beat", "-l", "warning", "-s", str(schedule)]
+        argv = commands.celery_beat(str(schedule))
     return subprocess.Popen(argv, cwd=ROOT, env=env)
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from tests import chromium
+from tests.chromium import CHROMIUM
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Playwright hides the caret with an injected <style>, which the panel's CSP rightly blocks
 # (a console error that would fail the test): keep the caret.
@@ -32,19 +34,7 @@ def browser() -> Iterator[object]:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-quic",
-                "--disable-sync",
-            ],
+            executable_path=CHROMIUM, headless=True, args=chromium.ARGS
         )
         yield browser
         browser.close()
