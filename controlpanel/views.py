@@ -129,6 +129,7 @@ def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     desk = desks.read_desk(account)
     context = workspaces.context(account, desk)
     context["version"] = _publish(account, desk, acted=False)
+    context["live"] = True  # nothing was clicked here: the notice on the page stays
     return render(request, f"{PAGE}#workspace", context)
 
 

@@ -93,4 +93,6 @@ def context(
 
 def render(account: AgentAccount, desk: Desk, *, version: int | None = None) -> str:
     """The workspace partial as the poller publishes it (no notice: nothing was clicked)."""
-    return render_to_string(f"{PAGE}#workspace", {**context(account, desk), "version": version})
+    return render_to_string(
+        f"{PAGE}#workspace", {**context(account, desk), "version": version, "live": True}
+    )

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from django.urls import reverse
 
 from controlpanel import live, tasks
 from telephony.desk import AgentState, Desk
@@ -184,3 +185,15 @@ def test_a_lost_snapshot_is_published_again_even_without_a_change(alice):
     assert again.changed
     assert again.version > first.version
     assert live.snapshot(alice.pk) is not None
+
+
+def test_a_live_render_keeps_the_notice_of_the_last_click(alice_client, alice, simulator):
+    """The poller has nothing to say about a click: its fragment keeps the notice on the page."""
+    clicked = alice_client.post(
+        reverse("go-ready"), {"key": "k-ready-1"}, headers={"HX-Request": "true"}
+    )
+    assert '<div id="notice">' in clicked.content.decode()  # an action replaces the notice
+    assert "You are ready for calls." in clicked.content.decode()
+    html = live.snapshot(alice.pk)["html"]
+    assert '<div id="notice" hx-preserve></div>' in html
+    assert "You are ready for calls." not in html

@@ -44,6 +44,8 @@ def test_an_offered_call_appears_and_a_hang_up_moves_to_wrap_up(
     expect(page.locator("#call-1000")).to_contain_text("07700 900456", timeout=5000)
     seen_after = time.monotonic() - offered
     expect(page.locator("#call-1000")).to_contain_text("Connected")
+    # What her last click did stays on screen: a live update does not wipe it.
+    expect(page.locator("#notice")).to_contain_text("You are ready for calls.")
     expect(page.locator("#announcer")).to_contain_text("07700 900456")  # said, not only shown
     # The state timer restarted with the new state (a morph keeps the element, not its start).
     expect(page.locator(".status .timer")).to_have_text(re.compile(r"^0:0\d$"))
