@@ -194,6 +194,8 @@ def test_a_live_render_keeps_the_notice_of_the_last_click(alice_client, alice, s
     )
     assert '<div id="notice">' in clicked.content.decode()  # an action replaces the notice
     assert "You are ready for calls." in clicked.content.decode()
-    html = live.snapshot(alice.pk)["html"]
+    snapshot = live.snapshot(alice.pk)
+    assert snapshot is not None
+    html = snapshot["html"]
     assert '<div id="notice" hx-preserve></div>' in html
     assert "You are ready for calls." not in html
