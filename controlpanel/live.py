@@ -110,6 +110,35 @@ def stream_closed(account_id: int, stream_id: str, now: float | None = None) -> 
     )
 
 
+# --- The CRM channel: one embedded tab per agent tells the CRM about her calls -----------------
+
+CRM_LEASE = 6.0  # an owner that vanished without closing its stream is replaced after this
+CRM_CHECK = 2.0  # how often an embedded stream renews (or tries to take) the lease
+
+_CLAIM_CRM = """
+local holder = redis.call('get', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE_CRM = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def claim_crm_channel(account_id: int, stream_id: str) -> bool:
+    """Take or renew the agent's CRM channel for this stream; False while another holds it."""
+    key = f"{PREFIX}crm:{account_id}"
+    return bool(client().eval(_CLAIM_CRM, 1, key, stream_id, int(CRM_LEASE * 1000)))
+
+
+def release_crm_channel(account_id: int, stream_id: str) -> None:
+    client().eval(_RELEASE_CRM, 1, f"{PREFIX}crm:{account_id}", stream_id)
+
+
 def present_agents(now: float | None = None) -> set[int]:
     now = time.time() if now is None else now
     return {int(str(m)) for m in client().zrangebyscore(PRESENT, now, "+inf")}

@@ -96,12 +96,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that it sees the cookies every other middleware sets.
+    "controlpanel.embed.PartitionedCookieMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "controlpanel.embed.HeaderTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -226,6 +229,16 @@ CACHES = {
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Embedding in a CRM (docs/embedding.md). A cross-site iframe keeps its cookies only when they
+# are SameSite=None; Secure; Partitioned (browsers accept Secure cookies on http://localhost and
+# http://127.0.0.1, so development needs no TLS). controlpanel.embed adds `Partitioned`.
+EMBEDDING = env_bool("EMBEDDING", True)
+if EMBEDDING:
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+EMBED_LAUNCH_MAX_SECONDS = int(env_float("EMBED_LAUNCH_MAX_SECONDS", 300))
+EMBED_TOKEN_MAX_AGE = int(env_float("EMBED_TOKEN_HOURS", 8) * 3600)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -169,17 +169,37 @@ async def _heartbeat(account_id: int) -> str:
     )
 
 
-async def events(account_id: int) -> AsyncIterator[str]:
+async def _crm_owner(account_id: int, stream_id: str) -> bool | None:
+    """Whether this stream's page owns the agent's CRM channel (None: Redis did not say)."""
+    try:
+        return await sync_to_async(live.claim_crm_channel)(account_id, stream_id)
+    except redis.RedisError:
+        return None
+
+
+async def events(account_id: int, crm: bool = False) -> AsyncIterator[str]:
+    """The agent's workspaces as they change. `crm`: the page is embedded in a CRM, and one
+    such page per agent (the owner, told by a `crm` event) sends the CRM its call events."""
     stream_id = uuid.uuid4().hex
     my_hub = hub()
     queue = my_hub.join(account_id)
     present_at = 0.0
+    owner: bool | None = None
+    checked_at = 0.0
+    beat_at = time.monotonic()
+    wait = min(HEARTBEAT, live.CRM_CHECK) if crm else HEARTBEAT
     try:
         yield "retry: 2000\n\n"
         sent_version = 0
         message: str | None = RESYNC
         while True:
             now = time.time()
+            if crm and time.monotonic() - checked_at >= live.CRM_CHECK:
+                checked_at = time.monotonic()
+                claimed = await _crm_owner(account_id, stream_id)
+                if claimed is not None and claimed != owner:
+                    owner = claimed
+                    yield sse(json.dumps({"owner": owner}), event="crm")
             if now - present_at > live.STREAM_REFRESH:
                 try:
                     await sync_to_async(live.stream_opened)(account_id, stream_id)
@@ -198,14 +218,19 @@ async def events(account_id: int) -> AsyncIterator[str]:
                     sent_version = payload["version"]
                     yield sse(payload["html"], event_id=sent_version)
             try:
-                message = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT)
+                message = await asyncio.wait_for(queue.get(), timeout=wait)
             except TimeoutError:
                 message = None
-                yield await _heartbeat(account_id)
+                if time.monotonic() - beat_at >= HEARTBEAT - 0.01:
+                    beat_at = time.monotonic()
+                    yield await _heartbeat(account_id)
     finally:
         my_hub.leave(account_id, queue)
         with contextlib.suppress(Exception):
             await sync_to_async(live.stream_closed)(account_id, stream_id)
+        if owner:  # hand the CRM channel over now, not when the lease runs out
+            with contextlib.suppress(Exception):
+                await sync_to_async(live.release_crm_channel)(account_id, stream_id)
 
 
 async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
@@ -217,7 +242,8 @@ async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     )
     if account is None:
         return HttpResponse(status=403)
-    response = StreamingHttpResponse(events(account), content_type="text/event-stream")
+    crm = request.GET.get("crm") == "1"
+    response = StreamingHttpResponse(events(account, crm), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response

@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from . import stream, views
+from . import embedviews, stream, views
 
 
 class _OneOf:
@@ -65,6 +65,9 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("embed/<slug:tenant_slug>/", embedviews.embedded, name="embed"),
+    path("embed/<slug:tenant_slug>/launch", embedviews.launch, name="embed-launch"),
+    path("embed/<slug:tenant_slug>/resume", embedviews.resume, name="embed-resume"),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

@@ -25,14 +25,20 @@ from telephony import desk as desks
 from telephony.desk import Outcome
 from telephony.entities import ActionResult
 from telephony.errors import MaxContactError
-from telephony.models import AgentAccount, AuditEntry
+from telephony.models import AgentAccount, AuditEntry, Tenant
 
-from . import directory, forms, live
+from . import directory, embed, forms, live
 from . import workspace as workspaces
 from .workspace import PAGE, Notice
 
 View = Callable[..., HttpResponse]
 logger = logging.getLogger(__name__)
+
+
+def embedded_tenant(request: HttpRequest) -> str:
+    """The tenant slug an embedded page names in its requests' header ("" when not embedded)."""
+    slug = request.headers.get(embed.EMBED_HEADER, "")
+    return slug if embed.SLUG.fullmatch(slug) else ""
 
 
 def agent_required(view: View) -> View:
@@ -41,9 +47,12 @@ def agent_required(view: View) -> View:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
+            embedded = embedded_tenant(request)
             if getattr(request, "htmx", False):
                 # A fetch would follow a redirect and swap the login page into the panel.
                 login = f"{reverse('login')}?next={reverse('panel')}"
+                if embedded:  # inside a CRM: its own (frameable) login, never /login/
+                    login = reverse("embed", args=[embedded])
                 return HttpResponse(status=200, headers={"HX-Redirect": login})
             return redirect_to_login(request.get_full_path())
         account = (
@@ -100,6 +109,11 @@ def _publish(account: AgentAccount, desk: desks.Desk, *, acted: bool = True) -> 
     return published.version
 
 
+def publish_page_state(account: AgentAccount, desk: desks.Desk) -> int | None:
+    """A page load shares what it read with her other panels (no click: no hurry)."""
+    return _publish(account, desk, acted=False)
+
+
 def _fresh(form_class: type[forms.ActionForm], data: Any, **kwargs: Any) -> Any:
     """The submitted form again, to show its input, with a new key for the next attempt."""
     data = data.copy()
@@ -134,7 +148,20 @@ def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    return render(request, "panel/csrf_failure.html", status=403)
+    slug = embedded_tenant(request)
+    if not slug and request.path.startswith("/embed/"):
+        slug = request.path.split("/")[2]
+    if slug and embed.SLUG.fullmatch(slug):
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is not None and not getattr(request, "htmx", False):
+            # The embedded login form without its CSRF cookie: the browser refused it here.
+            from .embedviews import cookies_refused, problem
+
+            return problem(request, tenant, cookies_refused(), cookies=True)
+        reload_url = reverse("embed", args=[slug])
+    else:
+        reload_url = reverse("panel")
+    return render(request, "panel/csrf_failure.html", {"reload_url": reload_url}, status=403)
 
 
 # --- Actions ----------------------------------------------------------------------------------

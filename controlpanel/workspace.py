@@ -17,7 +17,7 @@ from telephony.desk import Desk, Outcome
 from telephony.errors import MaxContactError, Rejected
 from telephony.models import AgentAccount
 
-from . import directory, forms
+from . import crm, directory, forms
 
 PAGE = "panel/agent.html"
 
@@ -82,6 +82,7 @@ def context(
         "account": account,
         "tenant": tenant,
         "desk": desk,
+        "crm_state": crm.state_json(account, desk),
         "notice": notice,
         "dispose_forms": dispose_forms,
         "codes_error": codes_error,

@@ -8,6 +8,8 @@ this script started.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -27,6 +29,7 @@ from controlpanel.envfile import load_env_file  # noqa: E402
 
 PYTHON = sys.executable
 ENV_FILE = ROOT / ".env"
+DEMO_TENANT_SLUG = "demo-simulator"  # the slug demo_setup's tenant gets from its name
 
 
 def log(message: str) -> None:
@@ -90,6 +93,19 @@ def main() -> None:
     sim_port = int(os.environ.get("SIMULATOR_PORT", "8081"))
     os.environ.setdefault("SIMULATOR_URL", f"http://{sim_host}:{sim_port}/webservices")
     redis_url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # The example CRM runs on another site than the panel, as a real CRM would.
+    crm_host = os.environ.get("CRM_HOST", "127.0.0.1" if panel_host == "localhost" else "localhost")
+    crm_port = int(os.environ.get("CRM_PORT", "8099"))
+    wildcard = panel_host in ("0.0.0.0", "::")  # noqa: S104 (recognising it, not binding)
+    panel_origin = f"http://{'127.0.0.1' if wildcard else panel_host}:{panel_port}"
+    os.environ.setdefault("DEMO_CRM_ORIGIN", f"http://{crm_host}:{crm_port}")
+    # The secret the example CRM signs launch links with: stable across runs, never printed.
+    os.environ.setdefault(
+        "DEMO_LAUNCH_SECRET",
+        hmac.new(
+            os.environ["SECRET_KEY"].encode(), b"example CRM launch links", hashlib.sha256
+        ).hexdigest(),
+    )
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -111,15 +127,13 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        for host, port, what in (
-            (panel_host, panel_port, "panel"),
-            (sim_host, sim_port, "simulator"),
+        for host, port, variable in (
+            (panel_host, panel_port, "PANEL_PORT"),
+            (sim_host, sim_port, "SIMULATOR_PORT"),
+            (crm_host, crm_port, "CRM_PORT"),
         ):
             if not free(host, port):
-                raise SystemExit(
-                    f"[make run] {host}:{port} is taken; set "
-                    f"{'PANEL_PORT' if what == 'panel' else 'SIMULATOR_PORT'}"
-                )
+                raise SystemExit(f"[make run] {host}:{port} is taken; set {variable}")
         redis = urlparse(redis_url)
         redis_host, redis_port = redis.hostname or "127.0.0.1", redis.port or 6379
         if answers(redis_host, redis_port):
@@ -170,11 +184,28 @@ def main() -> None:
         wait_for_port(sim_host, sim_port, "simulator", simulator)
         panel = start("panel", commands.panel(panel_host, panel_port))
         wait_for_port(panel_host, panel_port, "panel", panel)
+        crm = start(
+            "example CRM",
+            [
+                PYTHON,
+                "examples/crm/server.py",
+                "--host",
+                crm_host,
+                "--port",
+                str(crm_port),
+                "--panel",
+                panel_origin,
+                "--tenant",
+                DEMO_TENANT_SLUG,
+            ],
+        )
+        wait_for_port(crm_host, crm_port, "example CRM", crm)
         (ROOT / ".run").mkdir(exist_ok=True)
         start("celery worker", commands.celery_worker("--concurrency", "2"))
         start("celery beat", commands.celery_beat(str(ROOT / ".run" / "celerybeat-schedule")))
         log(f"panel:     http://{panel_host}:{panel_port}/  (admin: /admin/)")
         log(f"simulator: {os.environ['SIMULATOR_URL']}")
+        log(f"CRM:       http://{crm_host}:{crm_port}/  (the panel embedded; dev only)")
         log("try:       .venv/bin/python manage.py telephony agent getcalls")
         log("Ctrl-C stops everything")
         while all(process.poll() is None for _, process in children):

@@ -197,14 +197,48 @@ class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
         return bool(account.cached_token_encrypted)
 
 
+class TenantForm(forms.ModelForm):
+    new_launch_secret = forms.CharField(
+        label=_("Launch-link secret"),
+        required=False,
+        strip=True,
+        min_length=32,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_(
+            "Write-only. The CRM's server signs launch links with it (docs/embedding.md); "
+            "at least 32 characters, e.g. from `openssl rand -hex 32`. Leave empty to keep it."
+        ),
+    )
+    clear_launch_secret = forms.BooleanField(
+        label=_("Turn launch links off (remove the secret)"), required=False
+    )
+
+    class Meta:
+        model = Tenant
+        exclude: list[str] = []
+
+    def save(self, commit: bool = True) -> Tenant:
+        tenant: Tenant = super().save(commit=False)
+        if self.cleaned_data.get("clear_launch_secret"):
+            tenant.set_launch_secret("")
+        if self.cleaned_data.get("new_launch_secret"):
+            tenant.set_launch_secret(self.cleaned_data["new_launch_secret"])
+        if commit:
+            tenant.save()
+        return tenant
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin[Tenant]):
+    form = TenantForm
     # Django 6's default already: a scheme-less URL typed here means https.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "base_url", "agent_count", "connect_timeout", "read_timeout"]
-    search_fields = ["name", "base_url"]
+    list_display = ["name", "slug", "base_url", "agent_count", "connect_timeout", "read_timeout"]
+    search_fields = ["name", "base_url", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["launch_links"]
     fieldsets = [
-        (None, {"fields": ["name", "base_url"]}),
+        (None, {"fields": ["name", "slug", "base_url"]}),
         (_("Dialling"), {"fields": ["default_region", "dial_format", "after_last_call"]}),
         (
             _("Requests"),
@@ -243,8 +277,34 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
                 ]
             },
         ),
-        (_("Embedding"), {"fields": ["allowed_origins"]}),
+        (
+            _("Embedding in a CRM"),
+            {
+                "fields": [
+                    "allowed_origins",
+                    "launch_links",
+                    "new_launch_secret",
+                    "clear_launch_secret",
+                ]
+            },
+        ),
     ]
+
+    @method_decorator(sensitive_post_parameters("new_launch_secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("launch links"))
+    def launch_links(self, tenant: Tenant) -> str:
+        if tenant.has_launch_secret:
+            return str(_("on (a secret is stored)"))
+        return str(_("off (no secret)"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return super().get_queryset(request).annotate(num_agents=Count("agents"))

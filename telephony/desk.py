@@ -79,6 +79,7 @@ class CallView:
     recording_label: str
     started_at: datetime
     lead_id: int | None
+    first_seen_at: datetime  # when the panel first saw this call (its id may repeat later)
 
     @property
     def call_id(self) -> int:
@@ -153,6 +154,7 @@ def _view(account: AgentAccount, call: Call, tracked: TrackedCall) -> CallView:
         recording_label=_label(tenant.recording_state_labels, call.recording_state),
         started_at=call.start_time or tracked.first_seen_at,
         lead_id=call.lead_id if call.lead_id is not None else tracked.lead_id,
+        first_seen_at=tracked.first_seen_at,
     )
 
 

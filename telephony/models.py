@@ -7,6 +7,7 @@ back anywhere: not in the admin, a log line, an error message or a repr.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
 from . import encryption, wire
@@ -66,6 +68,39 @@ def validate_time_zone(value: str) -> None:
         ) from None
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ORIGIN = re.compile(
+    rf"(?P<scheme>https?)://(?P<host>{_LABEL}(?:\.{_LABEL})*|\[::1\])(?::(?P<port>[0-9]{{1,5}}))?"
+)
+_LOOPBACK = {"localhost", "127.0.0.1", "[::1]"}
+
+
+def normalise_origin(value: str) -> str:
+    """An exact web origin (`https://crm.example.com[:port]`), lower-case, without a slash.
+
+    Origins go into a CSP header and are compared exactly with `MessageEvent.origin`, so
+    anything else (a path, a wildcard, a space, a `;`) is refused, not interpreted. Plain http
+    is allowed only for this machine (development).
+    """
+    candidate = value.strip().lower().removesuffix("/")
+    match = _ORIGIN.fullmatch(candidate)
+    if match is None:
+        raise ValidationError(
+            _("%(value)s is not an origin like https://crm.example.com"), params={"value": value}
+        )
+    if match["scheme"] == "http" and match["host"] not in _LOOPBACK:
+        raise ValidationError(
+            _("%(value)s: use https:// (plain http only for localhost)"), params={"value": value}
+        )
+    port = match["port"]
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValidationError(_("%(value)s has no valid port"), params={"value": value})
+    if port is not None and int(port) == {"https": 443, "http": 80}[match["scheme"]]:
+        # Browsers leave the default port out of an origin: so must we, to compare exactly.
+        return f"{match['scheme']}://{match['host']}"
+    return f"{match['scheme']}://{match['host']}" + (f":{int(port)}" if port else "")
+
+
 MEANINGS = {
     "call_state_meanings": {"ringing", "talking", "held", "ended"},
     "call_status_meanings": {"inbound", "outbound"},
@@ -77,6 +112,12 @@ class Tenant(models.Model):
     """One MaxContact instance, reached at `https://<customer>.maxcontact.com/webservices`."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
+    slug = models.SlugField(
+        _("name in embed links"),
+        max_length=50,
+        unique=True,
+        help_text=_("The CRM frames the panel at /embed/<this name>/."),
+    )
     base_url = models.URLField(
         _("MaxContact base URL"),
         validators=[validate_base_url],
@@ -173,8 +214,16 @@ class Tenant(models.Model):
     recording_state_labels = models.JSONField(_("RecordingState labels"), default=dict, blank=True)
     result_code_labels = models.JSONField(_("result code labels"), default=dict, blank=True)
     allowed_origins = models.JSONField(
-        _("CRM origins allowed to embed the panel"), default=list, blank=True
+        _("CRM origins allowed to embed the panel"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Exact origins, e.g. ["https://acme.my.salesforce.com"]: only these may frame '
+            "the panel and talk to it."
+        ),
     )
+    #: The secret a CRM's server signs launch links with (see docs/embedding.md). Write-only.
+    launch_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +232,39 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.slug:
+            base = slugify(self.name)[:40] or "tenant"
+            self.slug, n = base, 1
+            while Tenant.objects.filter(slug=self.slug).exclude(pk=self.pk).exists():
+                n += 1
+                self.slug = f"{base}-{n}"
+        super().save(*args, **kwargs)
+
+    @property
+    def has_launch_secret(self) -> bool:
+        return bool(self.launch_secret_encrypted)
+
+    def set_launch_secret(self, secret: str) -> None:
+        self.launch_secret_encrypted = encryption.encrypt(secret) if secret else ""
+
+    def launch_secret(self) -> str:
+        """The launch-link signing secret, decrypted; empty when launch links are off."""
+        if not self.launch_secret_encrypted:
+            return ""
+        return encryption.decrypt(self.launch_secret_encrypted)
+
+    @property
+    def frame_origins(self) -> list[str]:
+        """The allowed origins that are valid (the admin form normalises them when saved)."""
+        valid = []
+        for value in self.allowed_origins or []:
+            try:
+                valid.append(normalise_origin(value))
+            except (ValidationError, AttributeError):
+                continue
+        return valid
 
     def clean(self) -> None:
         super().clean()
@@ -195,6 +277,13 @@ class Tenant(models.Model):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 errors[name] = _('Enter a list of strings, e.g. ["ID"].')
+        if "allowed_origins" not in errors:
+            try:
+                self.allowed_origins = list(
+                    dict.fromkeys(normalise_origin(v) for v in self.allowed_origins)
+                )
+            except ValidationError as error:
+                errors["allowed_origins"] = error
         for name in (
             "call_state_labels",
             "call_status_labels",

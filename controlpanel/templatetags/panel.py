@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -111,3 +112,19 @@ def action_key() -> str:
 @register.filter
 def get_item(mapping: dict[object, object], key: object) -> object:
     return mapping.get(key)
+
+
+@register.simple_tag(takes_context=True)
+def request_headers(context: template.Context) -> str:
+    """The headers every htmx request of the page sends (JSON for `hx-headers:inherited`).
+
+    An embedded page adds its tenant (so a lost login returns to the frameable login) and,
+    when it was opened by a launch link, the panel token that stands in for the cookie.
+    """
+    headers = {"X-CSRFToken": str(context.get("csrf_token", ""))}
+    embed = context.get("embed")
+    if embed:
+        headers["X-Panel-Embed"] = embed["tenant"]
+        if embed.get("token"):
+            headers["X-Panel-Token"] = embed["token"]
+    return json.dumps(headers)

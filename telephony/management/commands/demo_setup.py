@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from telephony.models import AgentAccount, Tenant
+from telephony.models import AgentAccount, Tenant, normalise_origin
 from telephony.simulator.world import SEED_AGENTS
 
 DEMO_TENANT = "Demo (simulator)"
@@ -42,6 +42,11 @@ class Command(BaseCommand):
             default=os.environ.get("SIMULATOR_URL", "http://127.0.0.1:8081/webservices"),
             help="the simulator's base URL (default: SIMULATOR_URL or %(default)s)",
         )
+        parser.add_argument(
+            "--crm-origin",
+            default=os.environ.get("DEMO_CRM_ORIGIN", ""),
+            help="the example CRM's origin, allowed to frame the panel (default: DEMO_CRM_ORIGIN)",
+        )
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -64,6 +69,11 @@ class Command(BaseCommand):
             name=DEMO_TENANT,
             defaults={"base_url": options["simulator_url"].rstrip("/"), **SIMULATOR_MEANINGS},
         )
+        if options["crm_origin"]:
+            tenant.allowed_origins = [normalise_origin(options["crm_origin"])]
+        # The example CRM signs launch links with this (docs/embedding.md); never printed.
+        tenant.set_launch_secret(os.environ.get("DEMO_LAUNCH_SECRET", ""))
+        tenant.save()
         seed = SEED_AGENTS[0]
         account = AgentAccount.objects.filter(user=agent_user).first() or AgentAccount(
             user=agent_user

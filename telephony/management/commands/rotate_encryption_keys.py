@@ -1,4 +1,5 @@
-"""Re-encrypt every stored MaxContact secret under the newest key.
+"""Re-encrypt every stored secret under the newest key: MaxContact credentials and tokens,
+and the tenants' launch-link secrets.
 
 Procedure: put a new key in front of MAXCONTACT_ENCRYPTION_KEYS, restart, run this command,
 then remove the old key. Secrets no key opens are reported and left as they are.
@@ -12,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from telephony import encryption
-from telephony.models import AgentAccount
+from telephony.models import AgentAccount, Tenant
 
 
 class Command(BaseCommand):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         rotated = 0
         failed: list[int] = []
+        failed_tenants: list[str] = []
         with transaction.atomic():
             for account in AgentAccount.objects.select_for_update().order_by("pk"):
                 changes: dict[str, object] = {}
@@ -46,7 +48,21 @@ class Command(BaseCommand):
                 if changes:
                     AgentAccount.objects.filter(pk=account.pk).update(**changes)
                     rotated += len(changes)
+            for tenant in Tenant.objects.select_for_update().exclude(launch_secret_encrypted=""):
+                try:
+                    secret = encryption.rotate(tenant.launch_secret_encrypted)
+                except encryption.UndecryptableSecret:
+                    failed_tenants.append(tenant.slug)
+                    continue
+                Tenant.objects.filter(pk=tenant.pk).update(launch_secret_encrypted=secret)
+                rotated += 1
         self.stdout.write(f"Re-encrypted {rotated} secret(s) under the newest key.")
+        if failed_tenants:
+            self.stderr.write(
+                "Launch-link secrets no configured key opens (tenants: "
+                + ", ".join(failed_tenants)
+                + "): enter them again in the admin."
+            )
         if failed:
             raise CommandError(
                 f"{len(failed)} account(s) hold secrets no configured key opens: "
