@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -122,7 +122,10 @@ def embedded(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         if form.is_valid():
             auth_login(request, form.get_user())
             # Come back with a marker: arriving logged out with it means the cookie was refused.
-            return redirect(f"{reverse('embed', args=[tenant.slug])}?signed_in=1", status=303)
+            # 303: the browser fetches the page with a GET (a reload never re-posts the form).
+            done = HttpResponseRedirect(f"{reverse('embed', args=[tenant.slug])}?signed_in=1")
+            done.status_code = 303
+            return done
     else:
         form = AuthenticationForm(request)
         if request.GET.get("signed_in"):

@@ -100,12 +100,10 @@ def main() -> None:
     panel_origin = f"http://{'127.0.0.1' if wildcard else panel_host}:{panel_port}"
     os.environ.setdefault("DEMO_CRM_ORIGIN", f"http://{crm_host}:{crm_port}")
     # The secret the example CRM signs launch links with: stable across runs, never printed.
-    os.environ.setdefault(
-        "DEMO_LAUNCH_SECRET",
-        hmac.new(
+    if not os.environ.get("DEMO_LAUNCH_SECRET"):
+        os.environ["DEMO_LAUNCH_SECRET"] = hmac.new(
             os.environ["SECRET_KEY"].encode(), b"example CRM launch links", hashlib.sha256
-        ).hexdigest(),
-    )
+        ).hexdigest()
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
 

@@ -238,15 +238,22 @@
     return { ok: !error, text: (error ?? notice)?.textContent.trim().replace(/\s+/g, " ") ?? "" };
   };
 
+  const busy = new WeakSet();
   const submit = (form, message) => {
     if (!form) {
       reply(message, false, "That control is not on the panel right now.");
       return;
     }
-    if (form.matches(".htmx-request") || form.querySelector("[disabled]")) {
+    if (busy.has(form) || form.matches(".htmx-request") || form.querySelector("[disabled]")) {
       reply(message, false, "The same request is still being sent.");
       return;
     }
+    const invalid = Array.from(form.elements).find((field) => field.willValidate && !field.checkValidity());
+    if (invalid) {
+      reply(message, false, invalid.validationMessage || "The request is incomplete.");
+      return;
+    }
+    busy.add(form); // two quick dial messages never make two requests
     // The request is known by its context object: htmx may point its sourceElement elsewhere
     // while swapping the answer (the dial form's section is replaced), and may then fire the
     // last event on the document.
@@ -258,6 +265,7 @@
     const finished = (event) => {
       if (done || !ctx || event.detail?.ctx !== ctx) return;
       done = true;
+      busy.delete(form);
       document.removeEventListener("htmx:finally:request", finished);
       form.removeEventListener("htmx:finally:request", finished);
       const status = event.detail.ctx.response?.status ?? 0;

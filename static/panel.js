@@ -73,13 +73,30 @@
 
   // Content swapped in a moment ago that htmx has not processed yet would be posted by the
   // browser itself, as a whole page without the CSRF header: wait (briefly) for htmx.
-  const clickWhenProcessed = (button, since) => {
+  // An answer that arrives meanwhile may redraw the workspace (a push showed the new call first,
+  // then the dial's own answer replaced it): the same control, for the same call, is then
+  // found again by its form's URL and key, and pressed there. It was never pressed before.
+  const clickWhenProcessed = (button, since, action = null, key = null) => {
     const form = button.closest("form[hx-post]");
+    action ??= form?.getAttribute("hx-post") ?? null;
+    key ??= shortcutOf(button);
+    if (!button.isConnected && action) {
+      const again = Array.from(document.querySelectorAll("form[hx-post]"))
+        .filter((f) => f.getAttribute("hx-post") === action)
+        .flatMap((f) => Array.from(f.querySelectorAll("[data-shortcut]")))
+        .find((el) => shortcutOf(el) === key);
+      if (!again) return;
+      button = again;
+      if (button.disabled || button.closest("form")?.classList.contains("htmx-request")) return;
+      return clickWhenProcessed(button, since, action, key);
+    }
     if (!window.htmx || !form || form.hasAttribute("data-htmx-powered")) {
       if (button.isConnected && !button.disabled) button.click();
       return;
     }
-    if (performance.now() - since < 1000) setTimeout(() => clickWhenProcessed(button, since), 20);
+    if (performance.now() - since < 1000) {
+      setTimeout(() => clickWhenProcessed(button, since, action, key), 20);
+    }
   };
 
   /* ---- 2. Running timers ----------------------------------------------------------------- */

@@ -213,9 +213,7 @@ class TenantForm(forms.ModelForm):
         label=_("Turn launch links off (remove the secret)"), required=False
     )
 
-    class Meta:
-        model = Tenant
-        exclude: list[str] = []
+    # No Meta: the admin builds the form (with its URLField overrides) on top of this one.
 
     def save(self, commit: bool = True) -> Tenant:
         tenant: Tenant = super().save(commit=False)

@@ -22,8 +22,14 @@ class Event:
 
 
 class SSEClient:
-    def __init__(self, url: str, cookies: dict[str, str], last_event_id: str | None = None):
-        headers = {"Accept": "text/event-stream"}
+    def __init__(
+        self,
+        url: str,
+        cookies: dict[str, str],
+        last_event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        headers = {"Accept": "text/event-stream", **(headers or {})}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         self.session = requests.Session()

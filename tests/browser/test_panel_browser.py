@@ -211,6 +211,7 @@ def test_a_held_down_key_sends_one_action(panel_server, simulator, alice, page):
     page.keyboard.press("Enter")
     expect(card(page)).to_contain_text("Connected")
     page.keyboard.press("Escape")
+    expect(page.locator(".htmx-request")).to_have_count(0)  # the dial's own answer is in
     page.keyboard.down("o")  # key repeat while held
     page.keyboard.down("o")
     page.keyboard.down("o")
