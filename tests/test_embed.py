@@ -447,3 +447,27 @@ def test_the_crm_state_carries_calls_and_dispositions(alice_client, alice, simul
     assert disposed["notes"] == "Paid"
     assert disposed["firstSeen"] == call["firstSeen"]
     assert disposed["leadId"] == call["leadId"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_names_existing_tenants():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("telephony", "0001_initial"), ("controlpanel", None)]
+    after = [("telephony", "0002_tenant_slug_launch_secret")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    state = executor.loader.project_state([("telephony", "0001_initial")])
+    old = state.apps.get_model("telephony", "Tenant")
+    for name in ("Acme Ltd", "Acme, Ltd", "***"):
+        old.objects.create(name=name, base_url="https://acme.maxcontact.com/webservices")
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert sorted(Tenant.objects.values_list("slug", flat=True)) == [
+        "acme-ltd",
+        "acme-ltd-2",
+        "tenant",
+    ]

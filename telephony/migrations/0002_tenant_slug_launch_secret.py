@@ -22,7 +22,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="tenant",
             name="slug",
-            field=models.SlugField(max_length=50, null=True),
+            # No index yet: on PostgreSQL, indexing it here and again as unique below would
+            # create two "..._like" indexes of the same name.
+            field=models.SlugField(max_length=50, null=True, db_index=False),
         ),
         migrations.RunPython(name_slugs, migrations.RunPython.noop),
         migrations.AlterField(
