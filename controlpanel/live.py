@@ -139,6 +139,16 @@ def release_crm_channel(account_id: int, stream_id: str) -> None:
     client().eval(_RELEASE_CRM, 1, f"{PREFIX}crm:{account_id}", stream_id)
 
 
+def note_dispatch(now: float | None = None) -> None:
+    """The dispatcher ran (for /readyz: is beat alive?)."""
+    client().set(f"{PREFIX}dispatch:last", time.time() if now is None else now, ex=3600)
+
+
+def last_dispatch() -> float | None:
+    raw = client().get(f"{PREFIX}dispatch:last")
+    return float(raw) if raw is not None else None
+
+
 def present_agents(now: float | None = None) -> set[int]:
     now = time.time() if now is None else now
     return {int(str(m)) for m in client().zrangebyscore(PRESENT, now, "+inf")}

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "telephony",
     "controlpanel",
 ]
@@ -109,6 +110,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into our own page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out user or address first
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "controlpanel.urls"
@@ -229,6 +237,24 @@ CACHES = {
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Sessions end after a working day without use; an admin disabling a user ends hers at once
+# (Django refuses inactive users' sessions; the panel refuses inactive agent accounts).
+SESSION_COOKIE_AGE = int(env_float("SESSION_HOURS", 12) * 3600)
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one username, or from
+# one address, logins from it are refused for LOGIN_COOLOFF_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = int(env_float("LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = env_float("LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "controlpanel.views.locked_out"
+AXES_VERBOSE = False
+# Behind a proxy, the client's address is the last one the proxy added (TRUSTED_PROXIES hops).
+AXES_IPWARE_PROXY_COUNT = int(env_float("TRUSTED_PROXIES", 0)) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 
 # Embedding in a CRM (docs/embedding.md). A cross-site iframe keeps its cookies only when they
 # are SameSite=None; Secure; Partitioned (browsers accept Secure cookies on http://localhost and

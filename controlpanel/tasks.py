@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 @shared_task(ignore_result=True)
 def dispatch() -> int:
     """Fan the due agents out to the poll queue; returns how many were due."""
+    live.note_dispatch()
     due = live.claim_due()
     size = settings.POLL_BATCH_SIZE
     for start in range(0, len(due), size):

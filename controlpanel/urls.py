@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from . import embedviews, stream, views
+from . import embedviews, health, stream, views
 
 
 class _OneOf:
@@ -68,6 +68,8 @@ urlpatterns = [
     path("embed/<slug:tenant_slug>/", embedviews.embedded, name="embed"),
     path("embed/<slug:tenant_slug>/launch", embedviews.launch, name="embed-launch"),
     path("embed/<slug:tenant_slug>/resume", embedviews.resume, name="embed-resume"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -145,6 +146,24 @@ def workspace(request: HttpRequest, account: AgentAccount) -> HttpResponse:
     context["version"] = _publish(account, desk, acted=False)
     context["live"] = True  # nothing was clicked here: the notice on the page stays
     return render(request, f"{PAGE}#workspace", context)
+
+
+def locked_out(
+    request: HttpRequest, credentials: Any = None, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """django-axes: too many failed logins for this username or from this address."""
+    minutes = round(settings.AXES_COOLOFF_TIME * 60)
+    message = _(
+        "Too many failed logins. Wait %(minutes)d minutes and try again, or ask your "
+        "administrator to unlock your account."
+    ) % {"minutes": minutes}
+    slug = request.path.split("/")[2] if request.path.startswith("/embed/") else ""
+    tenant = Tenant.objects.filter(slug=slug).first() if embed.SLUG.fullmatch(slug) else None
+    if tenant is not None:
+        from .embedviews import problem
+
+        return problem(request, tenant, message, status=429)
+    return render(request, "panel/locked_out.html", {"message": message}, status=429)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
