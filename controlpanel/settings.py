@@ -268,6 +268,21 @@ EMBED_TOKEN_MAX_AGE = int(env_float("EMBED_TOKEN_HOURS", 8) * 3600)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# HTTPS in production: redirect plain HTTP and send HSTS, unless the deployment says it serves
+# plain HTTP (SECURE_COOKIES=false: `make run` and the tests, on loopback).
+_HTTPS = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", _HTTPS)
+SECURE_HSTS_SECONDS = int(env_float("HSTS_SECONDS", 31_536_000 if _HTTPS else 0))
+# The panel usually has a host of its own: cover subdomains and allow preloading unless told
+# otherwise (HSTS_INCLUDE_SUBDOMAINS / HSTS_PRELOAD=false where the domain has HTTP-only hosts).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", _HTTPS)
+# Behind nginx terminating TLS: trust its X-Forwarded-Proto (set PROXY_SSL_HEADER=true only
+# when the proxy always sets or strips that header).
+if env_bool("PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The load balancer's probes are plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 LOGGING = {
     "version": 1,

@@ -186,6 +186,21 @@ def start_celery(
     return subprocess.Popen(argv, cwd=ROOT, env=env)
 
 
+def wait_until_polling(timeout: float = 90.0) -> None:
+    """Until beat has ticked and a worker answers: a test that starts the stack must not count
+    the seconds the processes take to start against the panel's freshness."""
+    from controlpanel import live
+    from controlpanel.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = live.last_dispatch()
+        if last is not None and time.time() - last < 3 and app.control.ping(timeout=0.5):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("Celery beat and worker did not start polling")
+
+
 class LiveStack:
     """The processes behind live updates: uvicorn, a Celery worker and Celery beat."""
 
@@ -208,6 +223,7 @@ def _session_live_stack(
         start_celery("beat", workdir=tmp_path_factory.mktemp("beat")),
     )
     try:
+        wait_until_polling()
         yield stack
     finally:
         for process in (stack.beat, stack.worker):
@@ -220,4 +236,5 @@ def live_stack(_session_live_stack: LiveStack, transactional_db: None) -> LiveSt
     _forget_live_state()
     if _session_live_stack.worker.poll() is not None:  # a test killed it: a new one
         _session_live_stack.worker = start_celery("worker")
+        wait_until_polling()
     return _session_live_stack

@@ -55,6 +55,11 @@ class Simulator:
         call: dict[str, Any] = self._call("POST", "offer", {"user_id": user_id, **kw})
         return call
 
+    def add_lead(self, name: str, phone: str, name2: str | None = None) -> int:
+        """A lead with the given names and one phone; returns its id."""
+        payload = {"name": name, "phone": phone, "name2": name2}
+        return int(self._call("POST", "lead", payload)["lead_id"])
+
     def customer_hangup(self, call_id: int) -> None:
         self._call("POST", "customer-hangup", {"call_id": call_id})
 

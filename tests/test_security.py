@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from html import unescape
 
 import pytest
 from django.conf import settings
@@ -109,3 +112,167 @@ def test_every_state_changing_view_refuses_a_post_without_its_csrf_token(
     )
     assert response.status_code == 403
     assert len(simulator.requests()) == 0  # nothing reached MaxContact
+
+
+def test_the_deploy_checks_pass_with_production_settings(tmp_path):
+    """`manage.py check --deploy` as production runs it: HTTPS, keys from the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    from tests.servers import ROOT
+
+    env = {
+        **os.environ,
+        "ENV_FILE": "/dev/null",
+        "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
+        "DEBUG": "false",
+        "SECURE_COOKIES": "true",
+        "SECRET_KEY": "p" * 20 + uuid.uuid4().hex + "Q" * 20,
+        "MAXCONTACT_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "panel.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_security_headers_on_every_page(client, alice):
+    for url in (reverse("login"), reverse("healthz")):
+        response = client.get(url)
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Referrer-Policy"] == "same-origin"
+        assert response["X-Frame-Options"] == "DENY"
+    policy = client.get(reverse("login"))["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_hostile_names_from_maxcontact_are_shown_as_text(alice_client, alice, simulator):
+    from controlpanel import workspace
+    from telephony.desk import read_desk
+
+    lead = simulator.add_lead(HOSTILE, "07700900999", name2='"><b onmouseover=alert(2)>')
+    simulator.set_agent_state(101, "ready")
+    simulator.offer(101, lead_id=lead)
+    pages = {
+        "page": alice_client.get(reverse("panel")).content.decode(),
+        "pushed fragment": workspace.render(alice, read_desk(alice), version=1),
+        "lead panel": alice_client.get(
+            reverse("lead-panel", args=[1000]), headers={"HX-Request": "true"}
+        ).content.decode(),
+    }
+    for where, html in pages.items():
+        assert "<script>alert" not in html, where
+        assert "<img src=x" not in html, where
+        assert "<b onmouseover" not in html, where
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in pages["page"]  # shown, as text
+    # The CRM's events carry the data as JSON inside an escaped attribute: text again.
+    state = re.search(r'data-crm-state="([^"]*)"', pages["page"])
+    assert state is not None and "<" not in state.group(1)
+    assert json.loads(unescape(state.group(1)))["calls"][0]["phone"] == "07700900999"
+
+
+def test_no_secret_appears_anywhere_in_a_full_run(
+    alice, simulator, admin_client, caplog, settings, sim_tenant
+):
+    """A day in miniature, failures included; then every page, header, log line and audit
+    entry is searched for every secret involved."""
+    import logging
+
+    from controlpanel import embed
+    from telephony import encryption
+    from telephony.simulator.world import SEED_AGENTS
+
+    caplog.set_level(logging.DEBUG)
+    launch_secret = "L" * 8 + uuid.uuid4().hex + "l" * 8
+    sim_tenant.set_launch_secret(launch_secret)
+    sim_tenant.save()
+    seen: list[str] = []
+
+    def keep(response):
+        seen.append(str(response.status_code) + repr(dict(response.headers)))
+        if not getattr(response, "streaming", False):
+            seen.append(response.content.decode(errors="replace"))
+        return response
+
+    agent = Client()
+    keep(agent.get(reverse("login")))
+    keep(log_in(agent, "alice"))
+    keep(agent.get(reverse("panel")))
+
+    def act(name, *args, **data):
+        return keep(
+            agent.post(
+                reverse(name, args=args), {"key": uuid.uuid4().hex, **data}, HTTP_HX_REQUEST="true"
+            )
+        )
+
+    act("go-ready")
+    act("dial", phone="07700900123")
+    act("call-action", 1000, "hold")
+    act("call-action", 1000, "stoprecord")
+    simulator.fault("status", status=500, path_contains="startrecord")
+    act("call-action", 1000, "startrecord")  # MaxContact fails: an error message is shown
+    simulator.fault("reject", path_contains="retrieve", detail="nope")
+    act("call-action", 1000, "retrieve")
+    simulator.clear_faults()
+    simulator.expire_tokens()  # the token expires mid-shift: the client logs in again
+    act("call-action", 1000, "retrieve")
+    act("call-action", 1000, "hangup")
+    act("dispose", 1000, **{"c1000-key": uuid.uuid4().hex, "c1000-result_code": "SALE"})
+    keep(agent.get(reverse("directory", args=["users"]), HTTP_HX_REQUEST="true"))
+    params = {
+        "agent": "alice",
+        "expires": str(int(__import__("time").time()) + 60),
+        "nonce": uuid.uuid4().hex,
+    }
+    params["signature"] = embed.launch_signature(
+        launch_secret, sim_tenant.slug, "alice", int(params["expires"]), params["nonce"]
+    )
+    keep(Client().get(reverse("embed-launch", args=[sim_tenant.slug]), params))
+    for url in (
+        "/admin/telephony/agentaccount/",
+        f"/admin/telephony/agentaccount/{alice.pk}/change/",
+        f"/admin/telephony/tenant/{sim_tenant.pk}/change/",
+        "/admin/telephony/auditentry/",
+    ):
+        keep(admin_client.get(url))
+    keep(
+        admin_client.post(
+            "/admin/telephony/agentaccount/",
+            {"action": "test_connection", "_selected_action": [alice.pk]},
+            follow=True,
+        )
+    )
+
+    alice.refresh_from_db()
+    secrets = {
+        "MaxContact password": SEED_AGENTS[0].password,
+        "MaxContact token": encryption.decrypt(alice.cached_token_encrypted),
+        "panel password": "panel-pw-123",
+        "launch secret": launch_secret,
+        "encryption key": settings.MAXCONTACT_ENCRYPTION_KEYS.split(",")[0],
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
+    from telephony.models import AuditEntry
+
+    audit = [repr((e.parameters, e.response_detail, e.method)) for e in AuditEntry.objects.all()]
+    assert len(audit) >= 9
+    corpus = {"pages": "\n".join(seen), "logs": caplog.text, "audit": "\n".join(audit)}
+    for where, text in corpus.items():
+        for name, secret in secrets.items():
+            assert secret and secret not in text, f"{name} found in {where}"

@@ -616,6 +616,11 @@ class App:
                 ring_seconds=float(_opt(payload, "ring_seconds", float) or 0.0),
             )
             return self._call_json(call.call_id)
+        if route == ("POST", "lead"):
+            lead = world.add_lead(
+                str(payload.get("name", "")), _opt(payload, "name2", str), str(payload["phone"])
+            )
+            return {"lead_id": lead.lead_id}
         if route == ("POST", "customer-hangup"):
             call = world.customer_hangup(_int(payload, "call_id"))
             return self._call_json(call.call_id)
