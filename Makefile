@@ -13,7 +13,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: help run test lint typecheck unit postgres-tests chromium bench clean
+.PHONY: help run test lint typecheck unit postgres-tests chromium bench audit clean
 
 help:
 	@echo "make run    set up and start the panel against the MaxContact simulator"
@@ -54,6 +54,12 @@ test: lint typecheck unit postgres-tests
 
 clean:
 	rm -rf $(VENV) .tools staticfiles .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+# Known vulnerabilities in the locked dependencies (needs PyPI's JSON API or api.osv.dev).
+audit: $(VENV)/.synced
+	$(UV) export --frozen --no-emit-project --format requirements-txt > .run-audit-requirements.txt
+	$(VENV)/bin/pip-audit --strict --disable-pip -r .run-audit-requirements.txt; \
+	  status=$$?; rm -f .run-audit-requirements.txt; exit $$status
 
 bench: $(VENV)/.synced
 	$(PY) scripts/bench.py

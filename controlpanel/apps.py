@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ControlPanelConfig(AppConfig):
     name = "controlpanel"
     verbose_name = "Agent control panel"
+
+    def ready(self) -> None:
+        from .requestlog import stamp_every_record
+
+        stamp_every_record()

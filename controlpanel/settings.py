@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so that it sees the cookies every other middleware sets.
     "controlpanel.embed.PartitionedCookieMiddleware",
+    "controlpanel.requestlog.RequestLogMiddleware",  # the id first, so every line carries it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -287,8 +288,18 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(message)s"}
+    },
+    # The request id (or poll id) on every line, whichever library wrote it.
+    "filters": {"request_id": {"()": "controlpanel.requestlog.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # urllib3 logs full request URLs at DEBUG; ours never carry a secret, but its header dumps
     # would. Keep it at WARNING whatever LOG_LEVEL says.

@@ -23,6 +23,7 @@ from telephony.desk import read_desk
 from telephony.models import AgentAccount
 
 from . import live, workspace
+from .requestlog import REQUEST_ID, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def poll_batch(account_ids: list[int]) -> None:
 
 
 def _poll_in_thread(account_id: int) -> None:
+    # Log lines of this poll (its getcalls included) carry an id of their own.
+    REQUEST_ID.set(new_id(f"poll-{account_id}-"))
     try:
         refresh_agent(account_id)
     except Exception:  # one agent's failure must not stop the batch

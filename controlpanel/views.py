@@ -221,7 +221,14 @@ def _perform(
     parameters: dict[str, Any] | None = None,
 ) -> Outcome:
     return desks.perform(
-        account, method, run, user=request.user, key=key, call_id=call_id, parameters=parameters
+        account,
+        method,
+        run,
+        user=request.user,
+        key=key,
+        call_id=call_id,
+        parameters=parameters,
+        request_id=getattr(request, "request_id", ""),
     )
 
 

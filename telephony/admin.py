@@ -333,7 +333,13 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
         "account__tenant",
         ("created_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["user__username", "=remote_user_id", "=call_id", "response_detail"]
+    search_fields = [
+        "user__username",
+        "=remote_user_id",
+        "=call_id",
+        "response_detail",
+        "=request_id",
+    ]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     fields = [
@@ -348,6 +354,7 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
         "response_code",
         "response_detail",
         "latency_ms",
+        "request_id",
     ]
     readonly_fields = [str(name) for name in fields]
 

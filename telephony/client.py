@@ -504,8 +504,10 @@ class MaxContactClient:
         finally:
             # No URL here: its path holds customers' phone numbers. Polling makes the happy
             # path frequent, so it logs at DEBUG; anything else is worth a WARNING.
+            # Actions are rare and matter: INFO. Polls (getcalls) are frequent: DEBUG when fine.
+            quiet = logging.DEBUG if method == "getcalls" else logging.INFO
             logger.log(
-                logging.DEBUG if status == 200 else logging.WARNING,
+                quiet if status == 200 else logging.WARNING,
                 "maxcontact %s user=%s status=%s ms=%d",
                 method,
                 self.user_id,

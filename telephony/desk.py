@@ -330,6 +330,7 @@ def perform(
     key: str | None,
     call_id: int | None = None,
     parameters: dict[str, Any] | None = None,
+    request_id: str = "",
 ) -> Outcome:
     """Send one action to MaxContact at most once per `key`, and write it to the audit log.
 
@@ -345,6 +346,7 @@ def perform(
                 call_id=call_id,
                 parameters=parameters or {},
                 idempotency_key=key or None,
+                request_id=request_id,
             )
     except IntegrityError:
         return Outcome(method, error=Duplicate())

@@ -193,12 +193,19 @@ def wait_until_polling(timeout: float = 90.0) -> None:
     from controlpanel.celery import app
 
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        last = live.last_dispatch()
-        if last is not None and time.time() - last < 3 and app.control.ping(timeout=0.5):
-            return
+        try:
+            last = live.last_dispatch()
+            if last is not None and time.time() - last < 3:
+                # A connection of its own: a pooled one may predate a Redis restart.
+                with app.connection_for_write() as connection:
+                    if app.control.ping(timeout=0.5, connection=connection):
+                        return
+        except Exception as error:  # Redis coming back after a test restarted it: again
+            last_error = error
         time.sleep(0.2)
-    raise RuntimeError("Celery beat and worker did not start polling")
+    raise RuntimeError(f"Celery beat and worker did not start polling ({last_error!r})")
 
 
 class LiveStack:

@@ -249,3 +249,15 @@ def test_a_tenant_url_must_be_https_except_on_loopback(tenant, url, ok):
     else:
         with pytest.raises(ValidationError, match="https"):
             tenant.full_clean()
+
+
+def test_rotation_moves_launch_link_secrets_too(alice, settings):
+    old_key = settings.MAXCONTACT_ENCRYPTION_KEYS
+    tenant = alice.tenant
+    tenant.set_launch_secret("launch-secret-" + "x" * 30)
+    tenant.save()
+    settings.MAXCONTACT_ENCRYPTION_KEYS = f"{Fernet.generate_key().decode()},{old_key}"
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
+    settings.MAXCONTACT_ENCRYPTION_KEYS = settings.MAXCONTACT_ENCRYPTION_KEYS.split(",")[0]
+    tenant.refresh_from_db()
+    assert tenant.launch_secret() == "launch-secret-" + "x" * 30

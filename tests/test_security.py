@@ -124,8 +124,11 @@ def test_the_deploy_checks_pass_with_production_settings(tmp_path):
 
     from tests.servers import ROOT
 
+    # Not the test run's own environment: it allows async-unsafe calls for the browser tests,
+    # which the deploy checks rightly refuse.
     env = {
-        **os.environ,
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
         "ENV_FILE": "/dev/null",
         "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
         "DEBUG": "false",
@@ -276,3 +279,28 @@ def test_no_secret_appears_anywhere_in_a_full_run(
     for where, text in corpus.items():
         for name, secret in secrets.items():
             assert secret and secret not in text, f"{name} found in {where}"
+
+
+def test_one_request_id_ties_the_click_its_vendor_call_and_its_audit_entry(
+    alice_client, simulator, caplog
+):
+    import logging
+
+    from telephony.models import AuditEntry
+
+    caplog.set_level(logging.INFO)
+    response = alice_client.post(
+        reverse("go-ready"),
+        {"key": uuid.uuid4().hex},
+        headers={"HX-Request": "true", "X-Request-ID": "click-0123456789"},
+    )
+    assert response["X-Request-ID"] == "click-0123456789"
+    entry = AuditEntry.objects.get(method="goready")
+    assert entry.request_id == "click-0123456789"
+    lines = [r for r in caplog.records if getattr(r, "request_id", "") == "click-0123456789"]
+    messages = [r.getMessage() for r in lines]
+    assert any(m.startswith("maxcontact goready user=101 status=200") for m in messages)
+    assert any(m.startswith("POST /panel/ready 200") for m in messages)
+    # A made-up id that could forge a log line is replaced by one of ours.
+    forged = alice_client.get(reverse("healthz"), headers={"X-Request-ID": "x\ny"})
+    assert forged["X-Request-ID"] != "x\ny"

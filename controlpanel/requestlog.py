@@ -1,0 +1,103 @@
+"""One log line per request, and a request id on every log line it causes.
+
+The id comes from the proxy's `X-Request-ID` when it looks like one, or is made here. It is
+sent back in `X-Request-ID`, stamped on every log record written while the request runs (the
+vendor calls included, see `RequestIdFilter`), and written on the audit entry of the action,
+so a click, its MaxContact call and its audit entry can be found together.
+Paths are logged without their query string (a search may hold a customer's name).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_VALID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+logger = logging.getLogger("controlpanel.request")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+def stamp_every_record() -> None:
+    """Give every log record the current request id as it is made (for any handler)."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "stamps_request_id", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        return record
+
+    factory.stamps_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex[:16]
+
+
+class RequestLogMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token, started = self._begin(request)
+        try:
+            response = self.get_response(request)
+            self._end(request, response, started)
+            return response
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        token, started = self._begin(request)
+        try:
+            response = await self.get_response(request)
+            self._end(request, response, started)
+            return response
+        finally:
+            REQUEST_ID.reset(token)
+
+    @staticmethod
+    def _begin(request: HttpRequest) -> tuple[contextvars.Token[str], float]:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _VALID.fullmatch(given) else new_id()
+        request.request_id = request_id  # type: ignore[attr-defined]
+        return REQUEST_ID.set(request_id), time.monotonic()
+
+    @staticmethod
+    def _end(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        user = getattr(request, "user", None)
+        # Only the user's id: evaluating a lazy user here would cost a query per request.
+        user_id = getattr(user, "_wrapped", None)
+        who = getattr(user_id, "pk", None) if user_id is not None else None
+        logger.info(
+            "%s %s %s %dms user=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            who if who is not None else "-",
+        )
