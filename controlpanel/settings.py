@@ -303,5 +303,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # urllib3 logs full request URLs at DEBUG; ours never carry a secret, but its header dumps
     # would. Keep it at WARNING whatever LOG_LEVEL says.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    # django-axes writes a line per login at INFO; its warnings (failures, lockouts) remain.
+    "loggers": {"urllib3": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -27,6 +27,7 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from telephony.desk import read_desk
@@ -169,6 +170,17 @@ async def _heartbeat(account_id: int) -> str:
     )
 
 
+async def _still_allowed(account_id: int) -> bool:
+    """Her account and her user are still active (an admin may disable either at any time).
+    A database that does not answer right now does not cut her off."""
+    try:
+        return await AgentAccount.objects.filter(
+            pk=account_id, is_active=True, user__is_active=True
+        ).aexists()
+    except DatabaseError:
+        return True
+
+
 async def _crm_owner(account_id: int, stream_id: str) -> bool | None:
     """Whether this stream's page owns the agent's CRM channel (None: Redis did not say)."""
     try:
@@ -194,6 +206,12 @@ async def events(account_id: int, crm: bool = False) -> AsyncIterator[str]:
         message: str | None = RESYNC
         while True:
             now = time.time()
+            if (
+                now - present_at > live.STREAM_REFRESH
+                and present_at
+                and not await _still_allowed(account_id)
+            ):
+                return  # disabled by an admin meanwhile: her panel stops receiving
             if crm and time.monotonic() - checked_at >= live.CRM_CHECK:
                 checked_at = time.monotonic()
                 claimed = await _crm_owner(account_id, stream_id)

@@ -38,6 +38,7 @@ class SSEClient:
         )
         self.response.raise_for_status()
         self.events: queue.Queue[Event] = queue.Queue()
+        self.last_id = ""
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -47,6 +48,8 @@ class SSEClient:
             for line in self.response.iter_lines(decode_unicode=True):
                 if line == "":
                     if current.data or current.event:
+                        if not current.event and current.id:
+                            self.last_id = current.id  # the newest workspace version seen
                         self.events.put(current)
                     current = Event()
                 elif line.startswith(":"):

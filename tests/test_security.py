@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from html import unescape
 
@@ -304,3 +305,49 @@ def test_one_request_id_ties_the_click_its_vendor_call_and_its_audit_entry(
     # A made-up id that could forge a log line is replaced by one of ours.
     forged = alice_client.get(reverse("healthz"), headers={"X-Request-ID": "x\ny"})
     assert forged["X-Request-ID"] != "x\ny"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_disabled_agents_open_stream_ends(panel_server, alice, simulator):
+    from tests.sse import SSEClient
+
+    client = Client()
+    client.force_login(alice.user)
+    stream = SSEClient(
+        f"{panel_server.url}/panel/stream", {"sessionid": client.cookies["sessionid"].value}
+    )
+    try:
+        stream.next()
+        alice.user.is_active = False
+        alice.user.save()
+        stream.thread.join(timeout=40)  # checked with the presence refresh, within a heartbeat
+        assert not stream.thread.is_alive(), "the stream is still open"
+    finally:
+        stream.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_carries_only_its_own_agents_calls(live_stack, alice, bob, simulator):
+    from tests.sse import SSEClient
+
+    def open_for(account):
+        client = Client()
+        client.force_login(account.user)
+        client.post(reverse("go-ready"), {"key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
+        return SSEClient(
+            f"{live_stack.url}/panel/stream", {"sessionid": client.cookies["sessionid"].value}
+        )
+
+    alices, bobs = open_for(alice), open_for(bob)
+    try:
+        simulator.offer(102, phone="07700900789")  # Bob's customer
+        assert "07700 900789" in bobs.wait_for("07700 900789", timeout=15).text
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # nothing Alice receives mentions Bob's call
+            try:
+                assert "07700 900789" not in alices.next(0.2).text
+            except TimeoutError:
+                continue
+    finally:
+        alices.close()
+        bobs.close()

@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MIN-MAX",
         help="demo: seconds before the customer hangs up (default 30-90)",
     )
+    parser.add_argument(
+        "--crowd",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N extra agents for load tests (user ids 10001.., login crowdN.agent, crowdN-pw)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     args = parser.parse_args(argv)
 
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        run(args.host, args.port, demo=demo, quiet=args.quiet, stop=stop)
+        run(args.host, args.port, demo=demo, quiet=args.quiet, stop=stop, crowd=args.crowd)
     except OSError as error:
         print(f"cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

@@ -30,7 +30,6 @@ from typing import Any, cast
 from . import formats
 from .formats import Arr, Obj, Value, WireStyle
 from .world import (
-    SEED_AGENTS,
     AgentState,
     DemoSettings,
     Rejected,
@@ -288,16 +287,18 @@ class App:
         demo: DemoSettings | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        crowd: int = 0,
     ) -> None:
         self.lock = threading.RLock()
         self.demo = demo
+        self.crowd = crowd
         self.clock = clock
         self.sleep = sleep
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
-            self.world = World(demo=self.demo, clock=self.clock)
+            self.world = World(demo=self.demo, clock=self.clock, crowd=self.crowd)
             ring = self.demo.ring_seconds if self.demo else 0.0
             self.config = Config(dial_ring_seconds=ring)
             self.world.dial_ring_seconds = ring
@@ -394,7 +395,8 @@ class App:
 
     def _login(self, req: Request, login: str) -> Response:
         with self.lock:
-            agent = next((a for a in SEED_AGENTS if a.login.lower() == login.lower()), None)
+            wanted = login.lower()
+            agent = next((a for a in self.world.seed_agents if a.login.lower() == wanted), None)
             password = _decode_password(req.headers.get("Authorization"))
             if (
                 agent is None
@@ -900,9 +902,10 @@ def run(
     demo: DemoSettings | None,
     quiet: bool,
     stop: threading.Event,
+    crowd: int = 0,
 ) -> None:
     """Serve until `stop` is set; a ticker lets time pass in the world ~4 times a second."""
-    app = App(demo=demo)
+    app = App(demo=demo, crowd=crowd)
     server = make_server(host, port, app, quiet=quiet)
     print(f"MaxContact simulator listening on {base_url(server)}", flush=True)
 

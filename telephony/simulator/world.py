@@ -84,6 +84,15 @@ SEED_AGENTS: tuple[SeedAgent, ...] = (
     SeedAgent(103, "carol.agent", "carol-maxcontact-pw", "Carol Clark"),
 )
 
+
+def crowd_agents(count: int) -> tuple[SeedAgent, ...]:
+    """Extra agents for load tests: user ids from 10001, login crowdN.agent, password crowdN-pw."""
+    return tuple(
+        SeedAgent(10_000 + n, f"crowd{n}.agent", f"crowd{n}-pw", f"Crowd Agent {n}")
+        for n in range(1, count + 1)
+    )
+
+
 # Users listed by /users who are not logged in to the dialler (no login here).
 OTHER_USERS: tuple[tuple[int, str], ...] = (
     (104, "Dev Desai"),
@@ -294,14 +303,16 @@ class World:
         demo: DemoSettings | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        crowd: int = 0,
     ) -> None:
         self.demo = demo
+        self.seed_agents = SEED_AGENTS + crowd_agents(crowd)
         self.clock = clock
         self.rng = rng or random.Random()
         self.dial_ring_seconds = 0.0
         self.agents: dict[int, Agent] = {
-            a.user_id: Agent(a.user_id, a.login, a.full_name, AGENT_CAMPAIGN[a.user_id])
-            for a in SEED_AGENTS
+            a.user_id: Agent(a.user_id, a.login, a.full_name, AGENT_CAMPAIGN.get(a.user_id, 1))
+            for a in self.seed_agents
         }
         self.leads: dict[int, Lead] = {}
         self.calls: dict[int, Call] = {}
@@ -321,7 +332,7 @@ class World:
 
     def users(self) -> list[tuple[int, str]]:
         """Every user of the tenant as (ID, FullName), by ID."""
-        pairs = [(a.user_id, a.full_name) for a in SEED_AGENTS] + list(OTHER_USERS)
+        pairs = [(a.user_id, a.full_name) for a in self.seed_agents] + list(OTHER_USERS)
         return sorted(pairs)
 
     def campaigns(self) -> tuple[Campaign, ...]:

@@ -1,0 +1,169 @@
+"""Soak: many agents present at once, each with an SSE stream, calls arriving and ending, the
+worker polling them all. Bounded in time, loopback only.
+
+`make test` runs it small (SOAK_AGENTS=25 for SOAK_SECONDS=20). The full run, with its figures
+written to bench/results/soak-*.json:
+    SOAK_AGENTS=300 SOAK_SECONDS=300 .venv/bin/pytest -q -s tests/test_soak.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from controlpanel import live
+from telephony.client import ClientConfig, Credentials, MaxContactClient, MemoryTokenStore
+from telephony.errors import MaxContactError
+from telephony.models import AgentAccount, Tenant
+from telephony.simulator.world import crowd_agents
+from tests.simulator_control import SimulatorControlError, start_simulator, stop_simulator
+from tests.sse import SSEClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AGENTS = int(os.environ.get("SOAK_AGENTS", "25"))
+SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Floor:
+    """The contact-centre floor: customers call in, talk a little, hang up; agents dispose
+    (from their phones, straight to MaxContact), go ready again."""
+
+    def __init__(self, sim, agents, stop: threading.Event) -> None:
+        self.sim = sim
+        self.stop = stop
+        self.clients = {
+            seed.user_id: MaxContactClient(
+                ClientConfig(base_url=sim.base_url),
+                credentials=Credentials(login=seed.login, password=seed.password),
+                user_id=seed.user_id,
+                token_store=MemoryTokenStore(),
+            )
+            for seed in agents
+        }
+        self.calls = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        ids = list(self.clients)
+        while not self.stop.is_set():
+            user_id = rng.choice(ids)
+            client = self.clients[user_id]
+            try:
+                calls = client.get_calls()
+                if not calls:
+                    client.go_ready()
+                    self.sim.offer(user_id, phone="07700900123")
+                    self.calls += 1
+                elif calls[0].state == 4:  # ended (the simulator's CallState): dispose
+                    client.dispose(call_id=calls[0].call_id, result_code="SALE")
+                else:
+                    self.sim.customer_hangup(calls[0].call_id)
+            except (MaxContactError, SimulatorControlError) as error:
+                self.errors.append(f"{user_id}: {error}")
+            self.stop.wait(0.02)
+
+
+def test_many_agents_stay_current_without_errors_or_growth(live_stack, caplog):
+    proc, sim = start_simulator("--crowd", str(AGENTS))
+    streams: list[tuple[AgentAccount, SSEClient]] = []
+    try:
+        from telephony.management.commands.demo_setup import SIMULATOR_MEANINGS
+
+        tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
+        seeds = crowd_agents(AGENTS)
+        for seed in seeds:
+            user = AgentAccount._meta.get_field("user").related_model.objects.create_user(
+                seed.login, password="x-" + seed.password
+            )
+            account = AgentAccount(
+                user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
+            )
+            account.set_password(seed.password)
+            account.save()
+            client = Client()
+            client.force_login(user)
+            stream = SSEClient(
+                f"{live_stack.url}/panel/stream", {"sessionid": client.cookies["sessionid"].value}
+            )
+            streams.append((account, stream))
+        for _account, stream in streams:
+            stream.next(timeout=30)  # every panel got its first state
+
+        time.sleep(3)  # warm: every agent polled at least once
+        memory_start = {"uvicorn": rss_kib(live_stack.panel.process.pid)}
+        memory_start["worker"] = rss_kib(live_stack.worker.pid)
+
+        stop = threading.Event()
+        floor = Floor(sim, seeds, stop)
+        driver = threading.Thread(target=floor.run, daemon=True)
+        started = time.monotonic()
+        driver.start()
+        time.sleep(SECONDS)
+        stop.set()
+        driver.join(timeout=10)
+        duration = time.monotonic() - started
+        time.sleep(3)  # the last changes reach every panel
+
+        memory_end = {
+            "uvicorn": rss_kib(live_stack.panel.process.pid),
+            "worker": rss_kib(live_stack.worker.pid),
+        }
+        behind = []
+        for account, stream in streams:
+            snapshot = live.snapshot(account.pk)
+            # Current: the newest workspace this stream received is the agent's latest one.
+            if snapshot is None or stream.last_id != str(snapshot["version"]):
+                behind.append(account.pk)
+        for _account, stream in streams:
+            stream.close()
+        streams.clear()
+        time.sleep(live.CRM_LEASE)
+        stuck_locks = list(live.client().scan_iter(f"{live.PREFIX}lock:*"))
+        errors = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        figures = {
+            "agents": AGENTS,
+            "seconds": round(duration, 1),
+            "calls_offered": floor.calls,
+            "floor_errors": len(floor.errors),
+            "panel_errors": len(errors),
+            "streams_behind": len(behind),
+            "stuck_locks": len(stuck_locks),
+            "memory_kib_start": memory_start,
+            "memory_kib_end": memory_end,
+            "worker_alive": live_stack.worker.poll() is None,
+        }
+        print("soak:", json.dumps(figures))
+        if AGENTS >= 100:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"soak-{AGENTS}x{int(SECONDS)}s.json").write_text(
+                json.dumps(figures, indent=1)
+            )
+        assert floor.calls > AGENTS / 5
+        assert floor.errors == [], floor.errors[:5]
+        assert errors == []
+        assert behind == [], f"{len(behind)} of {AGENTS} panels are not current"
+        assert stuck_locks == []
+        assert figures["worker_alive"]
+        for name in ("uvicorn", "worker"):  # no growth beyond noise over the run
+            assert memory_end[name] < memory_start[name] * 1.5 + 20_000, figures
+    finally:
+        for _account, stream in streams:
+            stream.close()
+        stop_simulator(proc)
