@@ -27,7 +27,7 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from telephony.desk import read_desk
@@ -139,11 +139,16 @@ def sse(data: str, *, event: str | None = None, event_id: int | None = None) -> 
 
 
 def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
-    """Read the agent now and publish, when no snapshot exists yet (her first panel)."""
-    account = AgentAccount.objects.select_related("tenant", "user").get(pk=account_id)
-    desk = read_desk(account)
-    live.publish(account_id, desk, lambda v: workspace.render(account, desk, version=v))
-    return live.snapshot(account_id)
+    """Read the agent now and publish, when no snapshot exists yet (her first panel).
+
+    It runs on a pool thread (not the request's): its database connection is closed here."""
+    try:
+        account = AgentAccount.objects.select_related("tenant", "user").get(pk=account_id)
+        desk = read_desk(account)
+        live.publish(account_id, desk, lambda v: workspace.render(account, desk, version=v))
+        return live.snapshot(account_id)
+    finally:
+        connection.close()
 
 
 async def _snapshot(account_id: int) -> dict[str, Any] | None:

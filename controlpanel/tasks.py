@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 
 from telephony.desk import read_desk
 from telephony.models import AgentAccount
@@ -55,7 +55,9 @@ def _poll_in_thread(account_id: int) -> None:
     except Exception:  # one agent's failure must not stop the batch
         logger.exception("poll of account %s failed", account_id)
     finally:
-        close_old_connections()
+        # This thread ends with its batch: its database connection must not outlive it (on
+        # PostgreSQL, connections left to the garbage collector ran out under load).
+        connection.close()
 
 
 def refresh_agent(account_id: int) -> bool:

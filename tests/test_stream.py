@@ -159,3 +159,28 @@ def test_maxcontact_failing_for_one_agent_slows_only_her(open_stream, alice, bob
     assert "call-1000" in bob_stream.wait_for("call-1000", timeout=10).text
     banner = alice_stream.wait_for("MaxContact cannot be read right now", timeout=10)
     assert "server error (HTTP 500)" in banner.text
+
+
+def test_a_second_beat_started_by_mistake_does_not_double_the_polling(
+    live_stack, open_stream, alice, simulator, tmp_path
+):
+    stream = open_stream(alice)
+    stream.next()
+    go_ready(alice)  # polled every second from now on
+    time.sleep(2)
+
+    def polls_in(seconds):
+        before = len(getcalls(simulator, 101))
+        time.sleep(seconds)
+        return len(getcalls(simulator, 101)) - before
+
+    one_beat = polls_in(6)
+    second = start_celery("beat", workdir=tmp_path)
+    try:
+        time.sleep(3)  # the second beat starts ticking
+        two_beats = polls_in(6)
+    finally:
+        stop(second)
+    # Each dispatcher takes due agents atomically: a second one finds none left to take.
+    assert 3 <= one_beat <= 8
+    assert two_beats <= one_beat + 2, (one_beat, two_beats)
