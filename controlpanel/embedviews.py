@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +63,9 @@ def embed_context(request: HttpRequest, tenant: Tenant, token: str = "") -> dict
         "url": reverse("embed", args=[tenant.slug]) + ("?layout=full" if full else ""),
         "resumeUrl": reverse("embed-resume", args=[tenant.slug]),
         "csrfCookie": settings.CSRF_COOKIE_NAME,
+        # Names this page on its live stream: the CRM channel's owner is a page, so a stream
+        # that reconnects keeps the channel.
+        "page": uuid.uuid4().hex,
     }
     return {"embed": data, "embed_json": json.dumps(data)}
 

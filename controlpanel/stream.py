@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -175,6 +176,9 @@ async def _heartbeat(account_id: int) -> str:
     )
 
 
+CRM_PAGE = re.compile(r"[0-9a-f]{16,32}")
+
+
 async def _still_allowed(account_id: int) -> bool:
     """Her account and her user are still active (an admin may disable either at any time).
     A database that does not answer right now does not cut her off."""
@@ -194,9 +198,10 @@ async def _crm_owner(account_id: int, stream_id: str) -> bool | None:
         return None
 
 
-async def events(account_id: int, crm: bool = False) -> AsyncIterator[str]:
-    """The agent's workspaces as they change. `crm`: the page is embedded in a CRM, and one
-    such page per agent (the owner, told by a `crm` event) sends the CRM its call events."""
+async def events(account_id: int, crm: str = "") -> AsyncIterator[str]:
+    """The agent's workspaces as they change. `crm`: the id of an embedded page; one such page
+    per agent (the owner, told by a `crm` event) sends the CRM its call events. The lease is
+    held by the page, not the connection: a page whose stream reconnects keeps it."""
     stream_id = uuid.uuid4().hex
     my_hub = hub()
     queue = my_hub.join(account_id)
@@ -219,7 +224,7 @@ async def events(account_id: int, crm: bool = False) -> AsyncIterator[str]:
                 return  # disabled by an admin meanwhile: her panel stops receiving
             if crm and time.monotonic() - checked_at >= live.CRM_CHECK:
                 checked_at = time.monotonic()
-                claimed = await _crm_owner(account_id, stream_id)
+                claimed = await _crm_owner(account_id, crm)
                 if claimed is not None and claimed != owner:
                     owner = claimed
                     yield sse(json.dumps({"owner": owner}), event="crm")
@@ -253,7 +258,7 @@ async def events(account_id: int, crm: bool = False) -> AsyncIterator[str]:
             await sync_to_async(live.stream_closed)(account_id, stream_id)
         if owner:  # hand the CRM channel over now, not when the lease runs out
             with contextlib.suppress(Exception):
-                await sync_to_async(live.release_crm_channel)(account_id, stream_id)
+                await sync_to_async(live.release_crm_channel)(account_id, crm)
 
 
 async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
@@ -265,7 +270,9 @@ async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     )
     if account is None:
         return HttpResponse(status=403)
-    crm = request.GET.get("crm") == "1"
+    crm = request.GET.get("crm", "")
+    if not CRM_PAGE.fullmatch(crm):
+        crm = ""
     response = StreamingHttpResponse(events(account, crm), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

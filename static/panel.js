@@ -21,6 +21,7 @@
   const TYPING = "input, textarea, select, [contenteditable]:not([contenteditable='false'])";
   let shortcutUsed = false; // a shortcut started the request now in flight
   let lastFired = null;
+  let lastAction = "";
   let lastFiredAt = 0;
 
   const isVisible = (el) =>
@@ -64,8 +65,13 @@
     // the button's own form counts: the workspace keeps the class for a moment after a swap.
     if (match.disabled || match.closest("form")?.classList.contains("htmx-request")) return;
     const now = performance.now();
-    if (match === lastFired && now - lastFiredAt < 500) return;
+    // The same control twice within half a second is one intent pressed twice. A morph may keep
+    // the element while turning it into another control (Hold into Take off hold): compare the
+    // action it posts to as well.
+    const action = match.closest("form")?.getAttribute("hx-post") ?? "";
+    if (match === lastFired && action === lastAction && now - lastFiredAt < 500) return;
     lastFired = match;
+    lastAction = action;
     lastFiredAt = now;
     shortcutUsed = true;
     clickWhenProcessed(match, now);

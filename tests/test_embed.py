@@ -375,7 +375,9 @@ def test_the_token_opens_the_sse_stream(live_stack, tenant, alice):
     from tests.sse import SSEClient
 
     token = token_of(launch(Client(), tenant))
-    stream = SSEClient(f"{live_stack.url}/panel/stream?crm=1", {}, headers={"X-Panel-Token": token})
+    stream = SSEClient(
+        f"{live_stack.url}/panel/stream?crm={'a' * 32}", {}, headers={"X-Panel-Token": token}
+    )
     try:
         first = stream.next(fragment=False)
         while first.event == "crm":  # the ownership notice may come before the snapshot
@@ -397,7 +399,7 @@ def test_one_embedded_stream_per_agent_owns_the_crm_channel(live_stack, tenant, 
     from tests.sse import SSEClient
 
     token = token_of(launch(Client(), tenant))
-    url = f"{live_stack.url}/panel/stream?crm=1"
+    url = f"{live_stack.url}/panel/stream?crm="
 
     def owner_of(stream):
         while True:
@@ -407,8 +409,8 @@ def test_one_embedded_stream_per_agent_owns_the_crm_channel(live_stack, tenant, 
             if event.event == "crm":
                 return json.loads(event.text)["owner"]
 
-    first = SSEClient(url, {}, headers={"X-Panel-Token": token})
-    second = SSEClient(url, {}, headers={"X-Panel-Token": token})
+    first = SSEClient(url + "a" * 32, {}, headers={"X-Panel-Token": token})
+    second = SSEClient(url + "b" * 32, {}, headers={"X-Panel-Token": token})
     try:
         assert owner_of(first) is True
         assert owner_of(second) is False
@@ -473,3 +475,28 @@ def test_the_migration_names_existing_tenants():
         "acme-ltd-2",
         "tenant",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_whose_stream_reconnects_keeps_the_crm_channel(live_stack, tenant, alice):
+    from tests.sse import SSEClient
+
+    token = token_of(launch(Client(), tenant))
+    url = f"{live_stack.url}/panel/stream?crm={'c' * 32}"
+
+    def owner_of(stream):
+        while True:
+            event = stream.next(fragment=False, timeout=10)
+            if event.event == "crm":
+                return json.loads(event.text)["owner"]
+
+    first = SSEClient(url, {}, headers={"X-Panel-Token": token})
+    assert owner_of(first) is True
+    other = SSEClient(url.replace("c" * 32, "d" * 32), {}, headers={"X-Panel-Token": token})
+    again = SSEClient(url, {}, headers={"X-Panel-Token": token})  # the same page, reconnected
+    try:
+        assert owner_of(again) is True
+        assert owner_of(other) is False
+    finally:
+        for stream in (first, other, again):
+            stream.close()

@@ -21,6 +21,9 @@ from tests.browser.conftest import screenshot
 from tests.servers import ROOT, free_port, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# What arrives by push: generous, since the machine running the tests is shared. Freshness
+# itself is measured by `make bench`, not asserted here.
+LIVE_TIMEOUT = 20_000
 
 SECRET = "example-crm-launch-secret-for-tests-0123456789"
 
@@ -157,7 +160,7 @@ def test_an_offered_call_pops_the_crm_screen_and_its_disposition_is_logged(
     expect(panel(page).locator(".state-pill")).to_have_text(re.compile("Ready"))
 
     simulator.offer(101, phone="07700900456")
-    expect(page.locator("#screen-pop")).to_contain_text("Eli Evans", timeout=5000)
+    expect(page.locator("#screen-pop")).to_contain_text("Eli Evans", timeout=LIVE_TIMEOUT)
     expect(page.locator("#screen-pop")).to_contain_text("07700900456")
     screenshot(page, "crm-screen-pop")
 
@@ -194,7 +197,7 @@ def test_with_two_crm_tabs_each_change_is_told_once(live_crm, simulator, alice, 
 
     simulator.offer(101, phone="07700900123")
     for tab in (first, second):
-        expect(panel(tab).locator("#call-1000")).to_be_visible(timeout=5000)
+        expect(panel(tab).locator("#call-1000")).to_be_visible(timeout=LIVE_TIMEOUT)
     time.sleep(1)
     offered = len(events(first, "call.offered")) + len(events(second, "call.offered"))
     owners = [

@@ -7,6 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# What arrives by push: generous, since the machine running the tests is shared. Freshness
+# itself is measured by `make bench`, not asserted here.
+LIVE_TIMEOUT = 20_000
 
 
 def open_panel(context, url):
@@ -41,7 +44,7 @@ def test_an_offered_call_appears_and_a_hang_up_moves_to_wrap_up(
     page.wait_for_timeout(11_000)  # long enough in "Ready" for a stale timer to show
     offered = time.monotonic()
     simulator.offer(101, phone="07700900456")
-    expect(page.locator("#call-1000")).to_contain_text("07700 900456", timeout=5000)
+    expect(page.locator("#call-1000")).to_contain_text("07700 900456", timeout=LIVE_TIMEOUT)
     seen_after = time.monotonic() - offered
     expect(page.locator("#call-1000")).to_contain_text("Connected")
     # What her last click did stays on screen: a live update does not wipe it.
@@ -64,11 +67,11 @@ def test_two_tabs_both_update_and_closing_both_stops_polling(live_stack, simulat
     press_ready(first)
     simulator.offer(101)
     for page in (first, second):
-        expect(page.locator("#call-1000")).to_be_visible(timeout=5000)
+        expect(page.locator("#call-1000")).to_be_visible(timeout=LIVE_TIMEOUT)
 
     # An action in one tab shows in the other.
     first.locator("#call-1000").get_by_role("button", name=re.compile("^Hold")).click()
-    expect(second.locator("#call-1000")).to_contain_text("On hold", timeout=5000)
+    expect(second.locator("#call-1000")).to_contain_text("On hold", timeout=LIVE_TIMEOUT)
 
     first.close()
     time.sleep(2)
@@ -86,14 +89,14 @@ def test_a_typed_disposition_survives_a_pushed_update(live_stack, simulator, ali
     page, _ = open_panel(context, live_stack.url)
     press_ready(page)
     simulator.offer(101)
-    expect(page.locator("#call-1000")).to_be_visible(timeout=5000)
+    expect(page.locator("#call-1000")).to_be_visible(timeout=LIVE_TIMEOUT)
     simulator.customer_hangup(1000)
     notes = page.locator("#call-1000").get_by_label("Notes (optional)")
-    expect(notes).to_be_visible(timeout=5000)
+    expect(notes).to_be_visible(timeout=LIVE_TIMEOUT)
     notes.fill("Customer asked for a callback on Friday")
     # Something else changes: a second call is offered to her (the push re-renders the list).
     simulator.offer(101, force=True)
-    expect(page.locator("#call-1001")).to_be_visible(timeout=5000)
+    expect(page.locator("#call-1001")).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(notes).to_have_value("Customer asked for a callback on Friday")
     context.close()
 
