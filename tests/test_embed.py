@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 
-from controlpanel import crm, embed, live
+from controlpanel import crm, embed
 from controlpanel.models import UsedLaunchLink
 from examples.crm.server import sign_launch_link
 from telephony.models import Tenant, normalise_origin
@@ -403,9 +403,10 @@ def test_one_embedded_stream_per_agent_owns_the_crm_channel(live_stack, tenant, 
 
     def owner_of(stream):
         while True:
-            # A stream whose end went unnoticed loses the lease when it lapses (CRM_LEASE),
-            # and the other stream looks every CRM_CHECK seconds.
-            event = stream.next(fragment=False, timeout=live.CRM_LEASE + 3 * live.CRM_CHECK)
+            # Released when the owner's stream ends, or lapsing after CRM_LEASE if its end went
+            # unnoticed; the other stream looks every CRM_CHECK seconds. Generous: this
+            # machine is shared, and the handover is what is tested, not its speed.
+            event = stream.next(fragment=False, timeout=30)
             if event.event == "crm":
                 return json.loads(event.text)["owner"]
 
