@@ -130,9 +130,26 @@ def test_connection(
         )
 
 
+def secret_fields_hidden_from_error_reports(*fields: str) -> Any:
+    """A change view whose posted secret fields Django's error reports never show."""
+
+    @method_decorator(sensitive_post_parameters(*fields))
+    def changeform_view(
+        self: admin.ModelAdmin[Any],
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return admin.ModelAdmin.changeform_view(self, request, object_id, form_url, extra_context)
+
+    return changeform_view
+
+
 @admin.register(AgentAccount)
 class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
     form = AgentAccountForm
+    changeform_view = secret_fields_hidden_from_error_reports("new_password", "new_static_token")
     list_display = [
         "user",
         "tenant",
@@ -172,17 +189,6 @@ class AgentAccountAdmin(admin.ModelAdmin[AgentAccount]):
         ),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
-
-    @method_decorator(sensitive_post_parameters("new_password", "new_static_token"))
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # Django's own error reports then never carry what an admin typed in a secret field.
-        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("credentials"))
     def credential_kind(self, account: AgentAccount) -> str:
@@ -229,6 +235,7 @@ class TenantForm(forms.ModelForm):
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin[Tenant]):
     form = TenantForm
+    changeform_view = secret_fields_hidden_from_error_reports("new_launch_secret")
     # Django 6's default already: a scheme-less URL typed here means https.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "slug", "base_url", "agent_count", "connect_timeout", "read_timeout"]
@@ -287,16 +294,6 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
             },
         ),
     ]
-
-    @method_decorator(sensitive_post_parameters("new_launch_secret"))
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("launch links"))
     def launch_links(self, tenant: Tenant) -> str:

@@ -224,3 +224,18 @@ def test_the_audit_log_is_readable_filterable_and_never_editable(admin_client, a
     )
     assert response.status_code == 403
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_secret_fields_are_hidden_from_djangos_error_reports(admin_client, simulator):
+    from telephony.models import Tenant
+
+    tenant = Tenant.objects.create(name="Reports", base_url=simulator.base_url)
+    response = admin_client.post(
+        f"/admin/telephony/tenant/{tenant.pk}/change/", {"new_launch_secret": "s" * 40}
+    )
+    assert list(response.wsgi_request.sensitive_post_parameters) == ["new_launch_secret"]
+    response = admin_client.post("/admin/telephony/agentaccount/add/", {"new_password": "pw"})
+    assert list(response.wsgi_request.sensitive_post_parameters) == [
+        "new_password",
+        "new_static_token",
+    ]

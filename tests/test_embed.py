@@ -394,22 +394,23 @@ def test_the_token_opens_the_sse_stream(live_stack, tenant, alice):
 # --- The CRM channel ---------------------------------------------------------------------------
 
 
+def owner_of(stream):
+    """What the stream's next `crm` event says: does its page own the CRM channel?"""
+    while True:
+        # Released when the owner's stream ends, or lapsing after CRM_LEASE if its end went
+        # unnoticed; the other stream looks every CRM_CHECK seconds. Generous: this machine
+        # is shared, and the handover is what is tested, not its speed.
+        event = stream.next(fragment=False, timeout=30)
+        if event.event == "crm":
+            return json.loads(event.text)["owner"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_one_embedded_stream_per_agent_owns_the_crm_channel(live_stack, tenant, alice):
     from tests.sse import SSEClient
 
     token = token_of(launch(Client(), tenant))
     url = f"{live_stack.url}/panel/stream?crm="
-
-    def owner_of(stream):
-        while True:
-            # Released when the owner's stream ends, or lapsing after CRM_LEASE if its end went
-            # unnoticed; the other stream looks every CRM_CHECK seconds. Generous: this
-            # machine is shared, and the handover is what is tested, not its speed.
-            event = stream.next(fragment=False, timeout=30)
-            if event.event == "crm":
-                return json.loads(event.text)["owner"]
-
     first = SSEClient(url + "a" * 32, {}, headers={"X-Panel-Token": token})
     second = SSEClient(url + "b" * 32, {}, headers={"X-Panel-Token": token})
     try:
@@ -484,13 +485,6 @@ def test_a_page_whose_stream_reconnects_keeps_the_crm_channel(live_stack, tenant
 
     token = token_of(launch(Client(), tenant))
     url = f"{live_stack.url}/panel/stream?crm={'c' * 32}"
-
-    def owner_of(stream):
-        while True:
-            event = stream.next(fragment=False, timeout=10)
-            if event.event == "crm":
-                return json.loads(event.text)["owner"]
-
     first = SSEClient(url, {}, headers={"X-Panel-Token": token})
     assert owner_of(first) is True
     other = SSEClient(url.replace("c" * 32, "d" * 32), {}, headers={"X-Panel-Token": token})
