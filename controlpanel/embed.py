@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from http import cookies
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 from telephony.encryption import UndecryptableSecret
 from telephony.models import AgentAccount, Tenant
 
+from .middleware import Middleware
 from .models import UsedLaunchLink
 
 logger = logging.getLogger(__name__)
@@ -63,31 +64,12 @@ def partition_cookies(response: HttpResponseBase) -> None:
             morsel["partitioned"] = True
 
 
-class PartitionedCookieMiddleware:
+class PartitionedCookieMiddleware(Middleware):
     """Outermost middleware: its response hook runs after session and CSRF set cookies."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.enabled = bool(getattr(settings, "EMBEDDING", False))
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        response = self.get_response(request)
-        if self.enabled:
+    def after(self, request: HttpRequest, response: HttpResponseBase, state: Any) -> None:
+        if settings.EMBEDDING:
             partition_cookies(response)
-        return response
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)
-        if self.enabled:
-            partition_cookies(response)
-        return response
 
 
 # --- Framing ----------------------------------------------------------------------------------
@@ -196,14 +178,18 @@ def issue_token(account: AgentAccount) -> str:
     return signing.dumps({"a": account.pk, "h": _auth_hash(account)}, salt=TOKEN_SALT)
 
 
-def account_for_token(token: str) -> AgentAccount | None:
-    """The active agent account a panel token names, or None (bad, expired or revoked)."""
+def _payload(token: str) -> dict[str, Any] | None:
+    """What a well-signed, unexpired panel token says; None for anything else."""
     try:
         payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.EMBED_TOKEN_MAX_AGE)
     except signing.BadSignature:  # SignatureExpired included
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
         return None
+    return payload
+
+
+def _account_for(payload: dict[str, Any]) -> AgentAccount | None:
     account = (
         AgentAccount.objects.select_related("user", "tenant")
         .filter(pk=payload["a"], is_active=True, user__is_active=True)
@@ -214,41 +200,28 @@ def account_for_token(token: str) -> AgentAccount | None:
     return account
 
 
-def _valid_signature(token: str) -> bool:
-    try:
-        signing.loads(token, salt=TOKEN_SALT, max_age=settings.EMBED_TOKEN_MAX_AGE)
-    except signing.BadSignature:
-        return False
-    return True
+def account_for_token(token: str) -> AgentAccount | None:
+    """The active agent account a panel token names, or None (bad, expired or revoked)."""
+    payload = _payload(token)
+    return _account_for(payload) if payload is not None else None
 
 
-class HeaderTokenMiddleware:
+class HeaderTokenMiddleware(Middleware):
     """A request with a valid `X-Panel-Token` acts as the agent the token names.
 
     Place it after AuthenticationMiddleware. Such a request needs no CSRF token: a browser
-    never adds this header by itself, and another site cannot read or guess it.
+    never adds this header by itself, and another site cannot read or guess it. The
+    signature is checked here; the database is read only when the user is asked for.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        self._authenticate(request)
-        return self.get_response(request)
-
-    @staticmethod
-    def _authenticate(request: HttpRequest) -> None:
+    def before(self, request: HttpRequest) -> None:
         token = request.headers.get(TOKEN_HEADER)
-        if not token or not _valid_signature(token):
+        payload = _payload(token) if token else None
+        if payload is None:
             return
 
         def user() -> Any:
-            account = account_for_token(token)
+            account = _account_for(payload)
             return account.user if account is not None else AnonymousUser()
 
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]

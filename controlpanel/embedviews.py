@@ -71,9 +71,15 @@ def embed_context(request: HttpRequest, tenant: Tenant, token: str = "") -> dict
 
 
 def _framed(
-    request: HttpRequest, tenant: Tenant, template: str, context: dict[str, Any], status: int = 200
+    request: HttpRequest,
+    tenant: Tenant,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    token: str = "",
 ) -> HttpResponse:
-    context = {"tenant": tenant, **embed_context(request, tenant), **context}
+    """A page of the frame: never cached, framable by the tenant's CRM origins only."""
+    context = {"tenant": tenant, **context, **embed_context(request, tenant, token)}
     response = render(request, template, context, status=status)
     response["Cache-Control"] = "no-store"
     return embed.allow_framing(response, tenant)  # type: ignore[return-value]
@@ -102,10 +108,7 @@ def _panel(
     context = workspaces.context(account, desk)
     context["version"] = publish_page_state(account, desk)
     context["dial_form"] = forms.DialForm(tenant=account.tenant)
-    context.update(embed_context(request, tenant, token))
-    response = render(request, PAGE, context)
-    response["Cache-Control"] = "no-store"
-    return embed.allow_framing(response, tenant)  # type: ignore[return-value]
+    return _framed(request, tenant, PAGE, context, token=token)
 
 
 @never_cache

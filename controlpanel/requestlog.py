@@ -14,11 +14,11 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+
+from .middleware import Middleware
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -50,44 +50,16 @@ def new_id(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:16]
 
 
-class RequestLogMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        token, started = self._begin(request)
-        try:
-            response = self.get_response(request)
-            self._end(request, response, started)
-            return response
-        finally:
-            REQUEST_ID.reset(token)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        token, started = self._begin(request)
-        try:
-            response = await self.get_response(request)
-            self._end(request, response, started)
-            return response
-        finally:
-            REQUEST_ID.reset(token)
-
-    @staticmethod
-    def _begin(request: HttpRequest) -> tuple[contextvars.Token[str], float]:
+class RequestLogMiddleware(Middleware):
+    def before(self, request: HttpRequest) -> tuple[contextvars.Token[str], float]:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if _VALID.fullmatch(given) else new_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         return REQUEST_ID.set(request_id), time.monotonic()
 
-    @staticmethod
-    def _end(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+    def after(
+        self, request: HttpRequest, response: HttpResponseBase, state: tuple[Any, float]
+    ) -> None:
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         user = getattr(request, "user", None)
         # Only the user's id: evaluating a lazy user here would cost a query per request.
@@ -98,6 +70,9 @@ class RequestLogMiddleware:
             request.method,
             request.path,
             response.status_code,
-            (time.monotonic() - started) * 1000,
+            (time.monotonic() - state[1]) * 1000,
             who if who is not None else "-",
         )
+
+    def finish(self, state: tuple[contextvars.Token[str], float]) -> None:
+        REQUEST_ID.reset(state[0])

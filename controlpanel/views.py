@@ -37,8 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 def embedded_tenant(request: HttpRequest) -> str:
-    """The tenant slug an embedded page names in its requests' header ("" when not embedded)."""
+    """The tenant of a request from inside a CRM frame: the one its page names in a header, or
+    the one in an /embed/<tenant>/ path ("" when not embedded)."""
     slug = request.headers.get(embed.EMBED_HEADER, "")
+    if not slug and request.path.startswith("/embed/"):
+        slug = request.path.split("/")[2]
     return slug if embed.SLUG.fullmatch(slug) else ""
 
 
@@ -157,8 +160,8 @@ def locked_out(
         "Too many failed logins. Wait %(minutes)d minutes and try again, or ask your "
         "administrator to unlock your account."
     ) % {"minutes": minutes}
-    slug = request.path.split("/")[2] if request.path.startswith("/embed/") else ""
-    tenant = Tenant.objects.filter(slug=slug).first() if embed.SLUG.fullmatch(slug) else None
+    slug = embedded_tenant(request)
+    tenant = Tenant.objects.filter(slug=slug).first() if slug else None
     if tenant is not None:
         from .embedviews import problem
 
@@ -168,9 +171,7 @@ def locked_out(
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     slug = embedded_tenant(request)
-    if not slug and request.path.startswith("/embed/"):
-        slug = request.path.split("/")[2]
-    if slug and embed.SLUG.fullmatch(slug):
+    if slug:
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is not None and not getattr(request, "htmx", False):
             # The embedded login form without its CSRF cookie: the browser refused it here.

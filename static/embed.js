@@ -145,13 +145,8 @@
 
   let known = null; // what the CRM has been told (or, for the baseline, what it can ask for)
   let highestVersion = -Infinity;
-  const sent = []; // for tests and debugging: the types sent, in order
-
   const emit = (type, body) => {
-    if (owner && post(type, body)) {
-      sent.push(type);
-      html.dataset.crmSent = sent.join(" ");
-    }
+    if (owner) post(type, body);
   };
 
   const absorb = () => {
