@@ -61,6 +61,7 @@ audit: $(VENV)/.synced
 	$(VENV)/bin/pip-audit --strict --disable-pip -r .run-audit-requirements.txt; \
 	  status=$$?; rm -f .run-audit-requirements.txt; exit $$status
 
-bench: $(VENV)/.synced
+# Benchmarks (docs/performance.md): real processes on loopback, minutes, never in `make test`.
+bench: $(VENV)/.synced chromium
 	$(PY) scripts/bench.py
-	$(PY) -m pytest -m bench -s -q -p no:cacheprovider
+	$(PY) -m pytest -m bench -q -p no:cacheprovider

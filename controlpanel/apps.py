@@ -6,6 +6,8 @@ class ControlPanelConfig(AppConfig):
     verbose_name = "Agent control panel"
 
     def ready(self) -> None:
+        from .live import watch_configuration
         from .requestlog import stamp_every_record
 
         stamp_every_record()
+        watch_configuration()

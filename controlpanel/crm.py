@@ -19,6 +19,8 @@ from telephony.models import AgentAccount, AuditEntry, TrackedCall
 
 #: How long a disposition stays in the state, for a panel that was disconnected meanwhile.
 DISPOSED_FOR = timedelta(minutes=10)
+#: And at most this many (the newest): a panel that missed more than that was away too long.
+DISPOSED_KEPT = 10
 
 AGENT_STATES = {
     AgentState.READY: "ready",
@@ -33,14 +35,20 @@ def _iso(moment: Any) -> str | None:
 
 
 def _dispositions(account: AgentAccount) -> list[dict[str, Any]]:
+    """Her recent dispositions, newest `DISPOSED_KEPT` at most, in two queries whatever their
+    number (a query per disposition made every render of a busy agent's panel slower through
+    the shift: docs/performance.md)."""
     since = timezone.now() - DISPOSED_FOR
-    entries = AuditEntry.objects.filter(
-        account=account,
-        method__in=("dispose", "connectcalls"),
-        outcome=AuditEntry.Outcome.OK,
-        created_at__gte=since,
-    ).order_by("created_at", "pk")
-    disposed = []
+    entries = list(
+        AuditEntry.objects.filter(
+            account=account,
+            method__in=("dispose", "connectcalls"),
+            outcome=AuditEntry.Outcome.OK,
+            created_at__gte=since,
+        ).order_by("-created_at", "-pk")[:DISPOSED_KEPT]
+    )
+    entries.reverse()
+    wanted: list[tuple[AuditEntry, int, Any, Any]] = []
     for entry in entries:
         params = entry.parameters or {}
         if entry.method == "dispose":
@@ -50,28 +58,31 @@ def _dispositions(account: AgentAccount) -> list[dict[str, Any]]:
                 (params.get(f"call{n}"), params.get(f"result_code{n}"), params.get(f"notes{n}"))
                 for n in (1, 2)
             ]
-        for call_id, code, notes in pairs:
-            if not isinstance(call_id, int):
-                continue
-            sighting = (
-                TrackedCall.objects.filter(
-                    account=account, call_id=call_id, first_seen_at__lte=entry.created_at
-                )
-                .order_by("-first_seen_at")
-                .first()
-            )
-            disposed.append(
-                {
-                    "disposalId": f"{entry.pk}-{call_id}",
-                    "callId": call_id,
-                    "firstSeen": _iso(sighting.first_seen_at) if sighting else None,
-                    "phone": (sighting.phone_number or None) if sighting else None,
-                    "leadId": sighting.lead_id if sighting else None,
-                    "resultCode": code,
-                    "notes": notes or "",
-                    "at": _iso(entry.created_at),
-                }
-            )
+        wanted += [
+            (entry, call, code, notes) for call, code, notes in pairs if isinstance(call, int)
+        ]
+    sightings: dict[int, list[TrackedCall]] = {}
+    for found in TrackedCall.objects.filter(
+        account=account, call_id__in={call_id for _e, call_id, _c, _n in wanted}
+    ).order_by("first_seen_at"):
+        sightings.setdefault(int(found.call_id), []).append(found)
+    disposed = []
+    for entry, call_id, code, notes in wanted:
+        # The latest sighting of that call id before the disposition (ids may be reused).
+        seen = [s for s in sightings.get(call_id, []) if s.first_seen_at <= entry.created_at]
+        sighting = seen[-1] if seen else None
+        disposed.append(
+            {
+                "disposalId": f"{entry.pk}-{call_id}",
+                "callId": call_id,
+                "firstSeen": _iso(sighting.first_seen_at) if sighting else None,
+                "phone": (sighting.phone_number or None) if sighting else None,
+                "leadId": sighting.lead_id if sighting else None,
+                "resultCode": code,
+                "notes": notes or "",
+                "at": _iso(entry.created_at),
+            }
+        )
     return disposed
 
 

@@ -7,6 +7,7 @@ Keys (all under `live:`):
 - `agent:<id>`            HASH interval, errors, digest, version, read_at, action_at
 - `snapshot:<id>`         STRING JSON {"version", "html"}: what a (re)connecting panel gets first
 - `lock:<id>`             STRING a poll in progress (expires by itself)
+- `config`                STRING an epoch, new whenever an admin saves an account or tenant
 - `tenant:<id>:errors`    STRING consecutive MaxContact failures of a tenant (expires)
 - channel `agent:<id>`    JSON {"version", "html"} for every changed workspace
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -187,10 +189,14 @@ def claim_due(now: float | None = None, limit: int = 10_000) -> list[int]:
 
 
 def poll_soon(account_id: int) -> None:
-    """After an action: poll this agent at the next tick, and forget past errors."""
+    """After an action: poll this agent one active interval from now, and forget past errors.
+
+    Not at once: the action's own response already read her calls and published them, so a
+    poll at the next tick would only ask MaxContact the same question again (one getcalls per
+    click saved; docs/performance.md, item 6)."""
     r = client()
     pipe = r.pipeline()
-    pipe.zadd(DUE, {str(account_id): time.time()}, xx=True)
+    pipe.zadd(DUE, {str(account_id): time.time() + FAST - SLACK}, xx=True)
     pipe.hset(_agent(account_id), mapping={"errors": 0, "action_at": time.time()})
     pipe.execute()
 
@@ -221,6 +227,81 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class PollBegun:
+    action_at: float  # her last action (0: none known)
+    config: str  # see config_epoch
+
+
+CONFIG = f"{PREFIX}config"
+
+
+def begin_poll(account_id: int, token: str, seconds: float) -> PollBegun | None:
+    """Take the agent's poll lock; None when another poll holds it. One round trip: the lock,
+    her last action and the configuration epoch."""
+    pipe = client().pipeline(transaction=False)
+    pipe.set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000))
+    pipe.hget(_agent(account_id), "action_at")
+    pipe.get(CONFIG)
+    locked, action_at, config = pipe.execute()
+    if not locked:
+        return None
+    if config is None:  # Redis restarted or flushed: a new epoch, so nothing old is trusted
+        config = bump_config()
+    return PollBegun(float(action_at or 0), str(config))
+
+
+def bump_config() -> str:
+    """A new configuration epoch: pollers reload every agent's account and tenant. Random, not
+    a counter, so an epoch lost with Redis can never come back and match an old one."""
+    epoch = uuid.uuid4().hex
+    client().set(CONFIG, epoch)
+    return epoch
+
+
+def watch_configuration() -> None:
+    """Saving or deleting an account or a tenant starts a new configuration epoch (once the
+    transaction commits), so no poller keeps using what an admin has just changed."""
+    from django.db.models.signals import post_delete, post_save
+
+    from telephony.models import AgentAccount, Tenant
+
+    for model in (AgentAccount, Tenant):
+        for signal in (post_save, post_delete):
+            signal.connect(
+                _configuration_changed, sender=model, dispatch_uid=f"live-config-{model.__name__}"
+            )
+
+
+def _configuration_changed(**_: Any) -> None:
+    from django.db import transaction
+
+    def bump() -> None:
+        # Without Redis the pollers still reload within tasks.KNOWN_SECONDS.
+        with contextlib.suppress(redis.RedisError):
+            bump_config()
+
+    transaction.on_commit(bump)
+
+
+def end_quiet_poll(
+    account_id: int, tenant_id: int, state: AgentState, took: float, token: str
+) -> None:
+    """After a poll that found what the last one found: the same bookkeeping as record_poll
+    for a success, the snapshot kept alive and the lock released, in one round trip."""
+    interval = max(interval_for(state, 0, 0), min(MAX_BACKOFF, 2 * took))
+    key = _agent(account_id)
+    now = time.time()
+    pipe = client().pipeline(transaction=False)
+    pipe.hset(key, mapping={"errors": 0, "read_at": now, "interval": interval})
+    pipe.delete(f"{PREFIX}tenant:{tenant_id}:errors")
+    pipe.zadd(DUE, {str(account_id): now + interval - SLACK * 5}, xx=True, gt=True)
+    pipe.expire(key, AGENT_TTL)
+    pipe.expire(_snapshot(account_id), AGENT_TTL)
+    pipe.eval(_RELEASE, 1, f"{PREFIX}lock:{account_id}", token)
+    pipe.execute()
+
+
 def release(account_id: int, token: str) -> None:
     client().eval(_RELEASE, 1, f"{PREFIX}lock:{account_id}", token)
 
@@ -231,25 +312,58 @@ return 0
 """
 
 
+class _Renewer:
+    """One thread per process renews every poll lock this process holds, each `seconds / 2`.
+
+    It replaced a thread started per poll: starting and joining a thread cost about 0.1 ms of
+    CPU, a tenth of what a whole poll may cost (docs/performance.md)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, str], float] = {}  # (account, token) -> lock seconds
+        self._guard = threading.Lock()
+        self._wake = threading.Condition(self._guard)
+        self._thread: threading.Thread | None = None
+
+    def add(self, account_id: int, token: str, seconds: float) -> None:
+        with self._guard:
+            self._held[(account_id, token)] = seconds
+            self._wake.notify()  # it may be sleeping for a longer lock's half-life
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True, name="lock-renewer")
+                self._thread.start()
+
+    def remove(self, account_id: int, token: str) -> None:
+        with self._guard:
+            self._held.pop((account_id, token), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                shortest = min(self._held.values(), default=2.0)
+                self._wake.wait(shortest / 2)
+                held = list(self._held.items())
+            if not held:
+                continue
+            with contextlib.suppress(redis.RedisError):
+                pipe = client().pipeline(transaction=False)
+                for (account_id, token), seconds in held:
+                    pipe.eval(_RENEW, 1, f"{PREFIX}lock:{account_id}", token, int(seconds * 1000))
+                pipe.execute()
+
+
+_renewer = _Renewer()
+
+
 @contextlib.contextmanager
 def renewed(account_id: int, token: str, seconds: float) -> Iterator[None]:
     """Keep a held lock alive while the block runs (a slow MaxContact must not let a second
     poll of the same agent start); if this process dies, renewal stops and the lock expires
     within `seconds`."""
-    stop = threading.Event()
-
-    def renew() -> None:
-        while not stop.wait(seconds / 2):
-            with contextlib.suppress(redis.RedisError):
-                client().eval(_RENEW, 1, f"{PREFIX}lock:{account_id}", token, int(seconds * 1000))
-
-    thread = threading.Thread(target=renew, daemon=True, name=f"lock-{account_id}")
-    thread.start()
+    _renewer.add(account_id, token, seconds)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=1)
+        _renewer.remove(account_id, token)
 
 
 # --- Change detection and publishing ----------------------------------------------------------

@@ -28,7 +28,7 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, close_old_connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from telephony.desk import read_desk
@@ -139,26 +139,36 @@ def sse(data: str, *, event: str | None = None, event_id: int | None = None) -> 
     return "\n".join(lines) + "\n\n"
 
 
-def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
-    """Read the agent now and publish, when no snapshot exists yet (her first panel).
+def off_loop(function: Any) -> Any:
+    """`function` run on the event loop's shared thread pool.
 
-    It runs on a pool thread (not the request's): its database connection is closed here."""
-    try:
-        account = AgentAccount.objects.select_related("tenant", "user").get(pk=account_id)
-        desk = read_desk(account)
-        live.publish(account_id, desk, lambda v: workspace.render(account, desk, version=v))
-        return live.snapshot(account_id)
-    finally:
-        connection.close()
+    Not asgiref's default (thread_sensitive=True): that gives each request a thread of its own
+    for its whole life, and a stream lives for hours, so every open panel held an idle thread
+    (about 290 KiB of RSS per stream at 200 streams; docs/performance.md). Database work
+    done here keeps the pool thread's connection, dropped when unusable or too old."""
+
+    def run(*args: Any) -> Any:
+        close_old_connections()
+        return function(*args)
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
+    """Read the agent now and publish, when no snapshot exists yet (her first panel)."""
+    account = AgentAccount.objects.select_related("tenant", "user").get(pk=account_id)
+    desk = read_desk(account)
+    live.publish(account_id, desk, lambda v: workspace.render(account, desk, version=v))
+    return live.snapshot(account_id)
 
 
 async def _snapshot(account_id: int) -> dict[str, Any] | None:
     """The latest workspace; read fresh when nobody polled her lately (no panel was open)."""
     try:
-        found = await sync_to_async(live.snapshot)(account_id)
-        read_at = float((await sync_to_async(live.agent_info)(account_id)).get("read_at", 0))
+        found = await off_loop(live.snapshot)(account_id)
+        read_at = float((await off_loop(live.agent_info)(account_id)).get("read_at", 0))
         if found is None or time.time() - read_at > STALE:
-            found = await sync_to_async(_fresh_snapshot, thread_sensitive=False)(account_id)
+            found = await off_loop(_fresh_snapshot)(account_id)
         return found
     except redis.RedisError:
         return None
@@ -166,7 +176,7 @@ async def _snapshot(account_id: int) -> dict[str, Any] | None:
 
 async def _heartbeat(account_id: int) -> str:
     try:
-        info = await sync_to_async(live.agent_info)(account_id)
+        info = await off_loop(live.agent_info)(account_id)
     except redis.RedisError:
         return sse(json.dumps({"redis": False}), event="heartbeat")
     read_at = float(info.get("read_at", 0) or 0)
@@ -183,17 +193,29 @@ async def _still_allowed(account_id: int) -> bool:
     """Her account and her user are still active (an admin may disable either at any time).
     A database that does not answer right now does not cut her off."""
     try:
-        return await AgentAccount.objects.filter(
-            pk=account_id, is_active=True, user__is_active=True
-        ).aexists()
+        return bool(await off_loop(_active)(account_id))
     except DatabaseError:
         return True
+
+
+def _active(account_id: int) -> bool:
+    return AgentAccount.objects.filter(pk=account_id, is_active=True, user__is_active=True).exists()
+
+
+def _account_of(request: HttpRequest) -> int | None:
+    """Her active account's id, or None; 0 when nobody is logged in (session or panel token)."""
+    user = request.user
+    if not user.is_authenticated:
+        return 0
+    return (
+        AgentAccount.objects.filter(user=user, is_active=True).values_list("pk", flat=True).first()
+    )
 
 
 async def _crm_owner(account_id: int, stream_id: str) -> bool | None:
     """Whether this stream's page owns the agent's CRM channel (None: Redis did not say)."""
     try:
-        return await sync_to_async(live.claim_crm_channel)(account_id, stream_id)
+        return await off_loop(live.claim_crm_channel)(account_id, stream_id)
     except redis.RedisError:
         return None
 
@@ -230,14 +252,14 @@ async def events(account_id: int, crm: str = "") -> AsyncIterator[str]:
                     yield sse(json.dumps({"owner": owner}), event="crm")
             if now - present_at > live.STREAM_REFRESH:
                 try:
-                    await sync_to_async(live.stream_opened)(account_id, stream_id)
+                    await off_loop(live.stream_opened)(account_id, stream_id)
                     present_at = now
                 except redis.RedisError:
                     pass  # presence resumes when Redis is back
             if message == RESYNC:
                 if present_at:  # after a Redis restart her presence must be written again
                     with contextlib.suppress(redis.RedisError):
-                        await sync_to_async(live.stream_opened)(account_id, stream_id)
+                        await off_loop(live.stream_opened)(account_id, stream_id)
                 snapshot = await _snapshot(account_id)
                 message = json.dumps(snapshot) if snapshot else None
             if message:
@@ -255,19 +277,16 @@ async def events(account_id: int, crm: str = "") -> AsyncIterator[str]:
     finally:
         my_hub.leave(account_id, queue)
         with contextlib.suppress(Exception):
-            await sync_to_async(live.stream_closed)(account_id, stream_id)
+            await off_loop(live.stream_closed)(account_id, stream_id)
         if owner:  # hand the CRM channel over now, not when the lease runs out
             with contextlib.suppress(Exception):
-                await sync_to_async(live.release_crm_channel)(account_id, crm)
+                await off_loop(live.release_crm_channel)(account_id, crm)
 
 
 async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    user = await request.auser()
-    if not user.is_authenticated:
+    account = await off_loop(_account_of)(request)
+    if account == 0:
         return HttpResponse(status=401)
-    account = await (
-        AgentAccount.objects.filter(user=user, is_active=True).values_list("pk", flat=True).afirst()
-    )
     if account is None:
         return HttpResponse(status=403)
     crm = request.GET.get("crm", "")

@@ -84,9 +84,10 @@ def _respond(
 ) -> HttpResponse:
     """The workspace after an action, read fresh from MaxContact."""
     desk = desks.read_desk(account)
-    version = _publish(account, desk)
     context = workspaces.context(account, desk, notice=notice, bound=bound)
-    context["version"] = version
+    # What other tabs get is this response's workspace without its notice: the same context,
+    # computed once (it costs queries), unless it holds forms re-shown with this tab's input.
+    context["version"] = _publish(account, desk, shared=None if bound else context)
     if dial_form is not None:
         context["dial_form"] = dial_form
     if not getattr(request, "htmx", False):  # a plain form post (no JavaScript): whole page
@@ -95,7 +96,13 @@ def _respond(
     return render(request, f"{PAGE}#workspace-response", context)
 
 
-def _publish(account: AgentAccount, desk: desks.Desk, *, acted: bool = True) -> int | None:
+def _publish(
+    account: AgentAccount,
+    desk: desks.Desk,
+    *,
+    acted: bool = True,
+    shared: dict[str, Any] | None = None,
+) -> int | None:
     """Tell her other open panels (and the poller) what this response shows; its version.
 
     After an action the poller hurries and forgets past errors; a mere page load does not.
@@ -105,7 +112,7 @@ def _publish(account: AgentAccount, desk: desks.Desk, *, acted: bool = True) -> 
         if acted:
             live.poll_soon(account.pk)
         published = live.publish(
-            account.pk, desk, lambda v: workspaces.render(account, desk, version=v)
+            account.pk, desk, lambda v: workspaces.render(account, desk, version=v, shared=shared)
         )
     except redis.RedisError:
         logger.warning("live updates unavailable: Redis did not answer")

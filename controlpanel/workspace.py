@@ -92,8 +92,15 @@ def context(
     }
 
 
-def render(account: AgentAccount, desk: Desk, *, version: int | None = None) -> str:
-    """The workspace partial as the poller publishes it (no notice: nothing was clicked)."""
-    return render_to_string(
-        f"{PAGE}#workspace", {**context(account, desk), "version": version, "live": True}
-    )
+def render(
+    account: AgentAccount,
+    desk: Desk,
+    *,
+    version: int | None = None,
+    shared: dict[str, Any] | None = None,
+) -> str:
+    """The workspace partial as the poller publishes it (no notice: nothing was clicked).
+
+    `shared`: a context already computed for this desk by the response being drawn."""
+    base = context(account, desk) if shared is None else {**shared, "notice": None}
+    return render_to_string(f"{PAGE}#workspace", {**base, "version": version, "live": True})

@@ -235,7 +235,12 @@ def read_desk(account: AgentAccount) -> Desk:
     try:
         calls = account.client().get_calls()
     except MaxContactError as error:
-        return _desk_without_answer(account, error)
+        return desk_without_answer(account, error)
+    return desk_from_calls(account, calls, now)
+
+
+def desk_from_calls(account: AgentAccount, calls: list[Call], now: datetime) -> Desk:
+    """Her desk from a getcalls answer read at `now`: sightings and state brought up to date."""
     with transaction.atomic():
         tracked = _track(account, calls, now)
         views = [_view(account, call, tracked[call.call_id]) for call in calls]
@@ -248,7 +253,7 @@ def read_desk(account: AgentAccount) -> Desk:
     )
 
 
-def _desk_without_answer(account: AgentAccount, error: MaxContactError) -> Desk:
+def desk_without_answer(account: AgentAccount, error: MaxContactError) -> Desk:
     """The last known calls (from our own records) when MaxContact cannot be read."""
     views = []
     for tracked in account.calls.current().order_by("first_seen_at"):

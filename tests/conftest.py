@@ -11,6 +11,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(autouse=True)
+def _pollers_forget_agents() -> None:
+    """This process's poller keeps agents between polls; a test's account ids may be an earlier
+    test's (the live stack's own worker reloads through the configuration epoch)."""
+    from controlpanel import tasks
+
+    tasks._known.clear()
+
+
 # --- The cast: agents Alice and Bob at a tenant served by the simulator -----------------------
 
 

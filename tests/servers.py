@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +44,52 @@ def database_url() -> str:
     )
 
 
+class OutputWatch:
+    """Reads a child process's output: copies it to our stderr (pytest shows it with a failing
+    test) and keeps the lines that report a problem, so a test can say "no process logged an
+    error while this ran"."""
+
+    PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.lines = 0
+        self.problems: list[tuple[int, str]] = []
+        self._stream = process.stdout
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in iter(self._stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            self.lines += 1
+            if self.PROBLEM.search(line):
+                self.problems.append((self.lines, line.rstrip()))
+            sys.stderr.write(line)
+        self._stream.close()
+
+    def mark(self) -> int:
+        return self.lines
+
+    def problems_since(self, mark: int) -> list[str]:
+        return [line for number, line in self.problems if number > mark]
+
+
+_WATCHES: dict[int, OutputWatch] = {}
+
+
+def watched(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child process whose output is read by an `OutputWatch` (see `watch`)."""
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    _WATCHES[process.pid] = OutputWatch(process)
+    return process
+
+
+def watch(process: subprocess.Popen[bytes]) -> OutputWatch:
+    return _WATCHES[process.pid]
+
+
 class PanelServer:
     def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
         self.process = process
@@ -50,11 +99,7 @@ class PanelServer:
 def start_panel(extra_env: dict[str, str] | None = None) -> PanelServer:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
-    process = subprocess.Popen(
-        [*commands.panel("127.0.0.1", port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
+    process = watched([*commands.panel("127.0.0.1", port), "--log-level", "warning"], env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -183,7 +228,7 @@ def start_celery(
     else:
         schedule = (workdir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"beat-{os.getpid()}"
         argv = commands.celery_beat(str(schedule))
-    return subprocess.Popen(argv, cwd=ROOT, env=env)
+    return watched(argv, env)
 
 
 def wait_until_polling(timeout: float = 90.0) -> None:

@@ -80,6 +80,11 @@ class Simulator:
         """Arm a fault: count=, path_contains=, delay=, status=, apply= (docs/simulator.md)."""
         self._call("POST", "faults", {"kind": kind, **kw})
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still armed (a fault is gone once its count is used up)."""
+        armed: list[dict[str, Any]] = self._call("GET", "faults")
+        return armed
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
@@ -89,6 +94,14 @@ class Simulator:
         if path_contains is None:
             return log
         return [r for r in log if path_contains.lower() in r["path"].lower()]
+
+    def counts(self) -> dict[str, Any]:
+        """Vendor requests counted by method and user id since the reset (see docs/simulator.md)."""
+        counted: dict[str, Any] = self._call("GET", "counts")
+        return counted
+
+    def clear_counts(self) -> None:
+        self._call("DELETE", "counts")
 
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")

@@ -554,3 +554,20 @@ def test_with_redis_down_the_panel_and_actions_still_work(alice_client, on_a_cal
     assert "07700 900123" in text(page)
     assert 'data-version=""' in page.content.decode()  # no version: the page will not compare
     assert "Call on hold." in text(held)
+
+
+def test_a_response_says_where_its_time_went(alice_client, simulator):
+    """`Server-Timing`: the whole request, and the wait on MaxContact with its request count
+    (an action and one read of her calls: never more than two per click)."""
+    post(alice_client, "go-ready")  # her first click also logs her in to MaxContact
+    simulator.config(latency_ms=20)
+    response = post(alice_client, "go-ready")
+    timing = dict(
+        (name, (float(duration), int(count or 0)))
+        for name, duration, count in re.findall(
+            r'(\w+);dur=([0-9.]+)(?:;desc="(\d+) requests")?', response["Server-Timing"]
+        )
+    )
+    assert timing["maxcontact"][1] == 2
+    assert timing["maxcontact"][0] >= 40  # two requests, each 20 ms late
+    assert timing["app"][0] >= timing["maxcontact"][0]

@@ -495,3 +495,36 @@ def test_a_page_whose_stream_reconnects_keeps_the_crm_channel(live_stack, tenant
     finally:
         for stream in (first, other, again):
             stream.close()
+
+
+def test_the_crm_state_reads_the_newest_dispositions_in_two_queries(
+    alice, django_assert_num_queries
+):
+    """However many calls she disposed, drawing her panel costs the same (it once cost a query
+    per disposition, every render, growing through the shift)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from telephony.desk import AgentState, Desk
+    from telephony.models import AuditEntry, TrackedCall
+
+    start = timezone.now() - timedelta(minutes=5)
+    for n in range(crm.DISPOSED_KEPT + 5):
+        TrackedCall.objects.create(
+            account=alice, call_id=5000 + n, first_seen_at=start, phone_number=f"0770090{n:04d}"
+        )
+        AuditEntry.objects.create(
+            account=alice,
+            remote_user_id=101,
+            method="dispose",
+            call_id=5000 + n,
+            parameters={"call_id": 5000 + n, "result_code": "SALE", "notes": f"n{n}"},
+            outcome=AuditEntry.Outcome.OK,
+        )
+    desk = Desk(alice, [], AgentState.READY, None, timezone.now())
+    with django_assert_num_queries(2):
+        disposed = crm.state(alice, desk)["disposed"]
+    assert len(disposed) == crm.DISPOSED_KEPT
+    assert [d["callId"] for d in disposed] == [5000 + n for n in range(5, crm.DISPOSED_KEPT + 5)]
+    assert disposed[-1]["phone"] == f"0770090{crm.DISPOSED_KEPT + 4:04d}"

@@ -202,3 +202,47 @@ def test_a_live_render_keeps_the_notice_of_the_last_click(alice_client, alice, s
     html = snapshot["html"]
     assert '<div id="notice" hx-preserve></div>' in html
     assert "You are ready for calls." not in html
+
+
+def test_an_unchanged_poll_touches_neither_database_nor_template(
+    alice, simulator, django_assert_num_queries
+):
+    live.stream_opened(alice.pk, "tab")
+    assert tasks.refresh_agent(alice.pk) is True  # the first poll reads everything
+    before = float(live.agent_info(alice.pk)["read_at"])
+    with django_assert_num_queries(0):
+        assert tasks.refresh_agent(alice.pk) is False
+    info = live.agent_info(alice.pk)
+    assert float(info["read_at"]) > before  # recorded as a fresh, successful read
+    assert info["errors"] == "0"
+    assert live.acquire(alice.pk, "next-poll", 1)  # its lock was released
+
+
+def test_an_action_or_a_change_makes_the_next_poll_a_full_one(alice, simulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    live.stream_opened(alice.pk, "tab")
+    tasks.refresh_agent(alice.pk)
+    live.poll_soon(alice.pk)  # an action answered by a view meanwhile
+    with CaptureQueriesContext(connection) as queries:
+        tasks.refresh_agent(alice.pk)
+    assert len(queries) > 0
+    simulator.set_agent_state(101, "ready")
+    simulator.offer(101)  # MaxContact's answer changes: published at once
+    assert tasks.refresh_agent(alice.pk) is True
+    assert "call-1000" in (live.snapshot(alice.pk) or {})["html"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admins_edit_starts_a_new_configuration_epoch(alice, simulator):
+    tasks.refresh_agent(alice.pk)
+    epoch = live.client().get(live.CONFIG)
+    assert epoch
+    alice.tenant.call_state_labels = {"1": "Talking to a customer"}
+    alice.tenant.save()
+    assert live.client().get(live.CONFIG) not in (None, epoch)  # pollers reload her account
+    known = tasks._known[alice.pk]
+    tasks.refresh_agent(alice.pk)
+    assert tasks._known[alice.pk] is not known
+    assert tasks._known[alice.pk].account.tenant.call_state_labels == {"1": "Talking to a customer"}

@@ -1002,3 +1002,23 @@ def test_demo_mode_offers_calls_that_customers_end():
         assert agent.state() == "wrap"
     finally:
         stop_simulator(process)
+
+
+def test_latency_and_request_counts_for_benchmarks(simulator):
+    alice = Agent(simulator, log_in(simulator), 101)
+    bob = Agent(simulator, alice.token, 102)  # tenant-scoped tokens by default
+    simulator.config(latency_ms=60)
+    started = time.monotonic()
+    alice.ok("getcalls")
+    assert time.monotonic() - started >= 0.06
+    simulator.config(latency_ms=0)
+    bob.ok("getcalls")
+    bob.ok("getcalls")
+    counts = simulator.counts()
+    assert counts["by_method"] == {"login": 1, "getcalls": 3}
+    assert counts["by_user"]["getcalls"] == {"101": 1, "102": 2}
+    assert counts["total"] == 4
+    simulator.clear_counts()
+    assert simulator.counts()["total"] == 0
+    with pytest.raises(SimulatorControlError):
+        simulator.config(latency_ms=-1)

@@ -108,6 +108,7 @@ class Config:
     auth_failure: str = "http401"
     token_scope: str = "tenant"  # noqa: S105 (a scope name, not a secret)
     dial_ring_seconds: float = 0.0
+    latency_ms: float = 0.0  # every vendor request waits this long: a hosted tenant's round trip
 
     def style(self) -> WireStyle:
         return WireStyle(
@@ -308,6 +309,8 @@ class App:
             # Bounded: a long demo run must not grow without limit.
             self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_LIMIT)
             self.seq = 0
+            # Vendor requests by method and user id, for counting polls (never capped).
+            self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def tick(self) -> None:
         with self.lock:
@@ -320,6 +323,11 @@ class App:
         with self.lock:
             fault = self._take_fault(req.raw_path)
             self._log_request(req, fault)
+            self.counts[_method_and_user(req.raw_path)] += 1
+            latency = self.config.latency_ms / 1000
+        if latency:
+            self.sleep(latency)
+        with self.lock:
             if fault is not None and fault.kind == "expired_token":
                 presented = _cookie_token(req.headers)
                 if presented in self.tokens:
@@ -662,6 +670,16 @@ class App:
         if route == ("DELETE", "requests"):
             self.log.clear()
             return []
+        if route == ("GET", "counts"):
+            by_method: collections.Counter[str] = collections.Counter()
+            by_user: dict[str, dict[str, int]] = {}
+            for (method_name, user), n in self.counts.items():
+                by_method[method_name] += n
+                by_user.setdefault(method_name, {})[user] = n
+            return {"total": sum(by_method.values()), "by_method": by_method, "by_user": by_user}
+        if route == ("DELETE", "counts"):
+            self.counts.clear()
+            return {}
         if route == ("GET", "state"):
             snapshot = world.snapshot()
             snapshot["tokens"] = len(self.tokens)
@@ -693,15 +711,25 @@ class App:
                     isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
                 ):
                     raise ControlError(400, "lead_phone_id_field must be a field name or null")
-            elif key == "dial_ring_seconds":
+            elif key in ("dial_ring_seconds", "latency_ms"):
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ControlError(400, "dial_ring_seconds must be a number >= 0")
+                    raise ControlError(400, f"{key} must be a number >= 0")
                 value = float(value)
             else:
                 raise ControlError(400, f"unknown config key {key!r}")
             updated[key] = value
         self.config = Config(**updated)
         self.world.dial_ring_seconds = self.config.dial_ring_seconds
+
+
+def _method_and_user(raw_path: str) -> tuple[str, str]:
+    """("getcalls", "101") for a telephony path, ("login", "-") for the token service."""
+    parts = raw_path.lower().split("/")
+    if parts[1:4] == ["webservices", "services", "telephony"] and len(parts) > 6:
+        return parts[4], parts[6]
+    if parts[1:5] == ["webservices", "services", "apitoken", "login"]:
+        return "login", "-"
+    return "other", "-"
 
 
 def _int(payload: dict[str, Any], key: str) -> int:
