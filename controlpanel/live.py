@@ -236,19 +236,23 @@ class PollBegun:
 CONFIG = f"{PREFIX}config"
 
 
-def begin_poll(account_id: int, token: str, seconds: float) -> PollBegun | None:
-    """Take the agent's poll lock; None when another poll holds it. One round trip: the lock,
-    her last action and the configuration epoch."""
+def begin_polls(tokens: dict[int, str], seconds: float) -> dict[int, PollBegun]:
+    """Take the poll locks of a batch of agents (account id -> lock token), in one round trip
+    with each one's last action and the configuration epoch. Agents whose lock another poll
+    holds are left out."""
     pipe = client().pipeline(transaction=False)
-    pipe.set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000))
-    pipe.hget(_agent(account_id), "action_at")
+    for account_id, token in tokens.items():
+        pipe.set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000))
+        pipe.hget(_agent(account_id), "action_at")
     pipe.get(CONFIG)
-    locked, action_at, config = pipe.execute()
-    if not locked:
-        return None
+    *answers, config = pipe.execute()
     if config is None:  # Redis restarted or flushed: a new epoch, so nothing old is trusted
         config = bump_config()
-    return PollBegun(float(action_at or 0), str(config))
+    return {
+        account_id: PollBegun(float(action_at or 0), str(config))
+        for account_id, locked, action_at in zip(tokens, answers[0::2], answers[1::2], strict=True)
+        if locked
+    }
 
 
 def bump_config() -> str:
@@ -284,22 +288,44 @@ def _configuration_changed(**_: Any) -> None:
     transaction.on_commit(bump)
 
 
-def end_quiet_poll(
-    account_id: int, tenant_id: int, state: AgentState, took: float, token: str
-) -> None:
-    """After a poll that found what the last one found: the same bookkeeping as record_poll
-    for a success, the snapshot kept alive and the lock released, in one round trip."""
-    interval = max(interval_for(state, 0, 0), min(MAX_BACKOFF, 2 * took))
-    key = _agent(account_id)
+@dataclass(frozen=True)
+class QuietPoll:
+    """A poll that found what the last one found."""
+
+    account_id: int
+    tenant_id: int
+    state: AgentState
+    took: float
+    token: str
+
+
+def end_quiet_polls(polls: list[QuietPoll]) -> None:
+    """For a batch's quiet polls, in one round trip: the bookkeeping record_poll does for a
+    success, each snapshot kept alive, each lock released."""
+    if not polls:
+        return
     now = time.time()
     pipe = client().pipeline(transaction=False)
-    pipe.hset(key, mapping={"errors": 0, "read_at": now, "interval": interval})
-    pipe.delete(f"{PREFIX}tenant:{tenant_id}:errors")
-    pipe.zadd(DUE, {str(account_id): now + interval - SLACK * 5}, xx=True, gt=True)
-    pipe.expire(key, AGENT_TTL)
-    pipe.expire(_snapshot(account_id), AGENT_TTL)
-    pipe.eval(_RELEASE, 1, f"{PREFIX}lock:{account_id}", token)
-    pipe.execute()
+    for poll in polls:
+        interval = max(interval_for(poll.state, 0, 0), min(MAX_BACKOFF, 2 * poll.took))
+        key = _agent(poll.account_id)
+        pipe.hset(key, mapping={"errors": 0, "read_at": now, "interval": interval})
+        pipe.zadd(DUE, {str(poll.account_id): now + interval - SLACK * 5}, xx=True, gt=True)
+        pipe.expire(key, AGENT_TTL)
+        pipe.expire(_snapshot(poll.account_id), AGENT_TTL)
+        pipe.evalsha(_release_sha(), 1, f"{PREFIX}lock:{poll.account_id}", poll.token)
+    for tenant_id in {poll.tenant_id for poll in polls}:
+        pipe.delete(f"{PREFIX}tenant:{tenant_id}:errors")
+    try:
+        pipe.execute()
+    except redis.exceptions.NoScriptError:  # Redis restarted since the script was loaded
+        _release_sha.cache_clear()
+        raise
+
+
+@cache
+def _release_sha() -> str:
+    return str(client().script_load(_RELEASE))
 
 
 def release(account_id: int, token: str) -> None:

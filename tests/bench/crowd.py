@@ -8,6 +8,7 @@ browser does.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,8 +112,10 @@ class Crowd:
         return wanted
 
     def close_streams(self) -> None:
+        """Close every stream (and stop every poll), and wait until their sockets are shut."""
         for task in self.tasks:
             task.cancel()
+        concurrent.futures.wait(self.tasks, timeout=30)
         self.tasks.clear()
         self.streams.clear()
 
@@ -161,6 +164,8 @@ class Crowd:
     def stop(self) -> None:
         self.close_streams()
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> bool:

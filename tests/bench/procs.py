@@ -44,7 +44,7 @@ def profiled(pid: int, name: str) -> Iterator[None]:
     out = RESULTS / f"profile-{name}.txt"
     process = subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-         "--rate", "250", "--nonblocking"],
+         "--rate", "250", "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
