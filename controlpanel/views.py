@@ -87,7 +87,13 @@ def _respond(
     context = workspaces.context(account, desk, notice=notice, bound=bound)
     # What other tabs get is this response's workspace without its notice: the same context,
     # computed once (it costs queries), unless it holds forms re-shown with this tab's input.
-    context["version"] = _publish(account, desk, shared=None if bound else context)
+    # When it was published just now, this response is that HTML with the notice put back.
+    published: list[str] = []
+    context["version"] = _publish(
+        account, desk, shared=None if bound else context, rendered=None if bound else published
+    )
+    if published:
+        context["workspace_html"] = workspaces.response_from_live(published[0], context)
     if dial_form is not None:
         context["dial_form"] = dial_form
     if not getattr(request, "htmx", False):  # a plain form post (no JavaScript): whole page
@@ -102,6 +108,7 @@ def _publish(
     *,
     acted: bool = True,
     shared: dict[str, Any] | None = None,
+    rendered: list[str] | None = None,
 ) -> int | None:
     """Tell her other open panels (and the poller) what this response shows; its version.
 
@@ -111,9 +118,14 @@ def _publish(
     try:
         if acted:
             live.poll_soon(account.pk)
-        published = live.publish(
-            account.pk, desk, lambda v: workspaces.render(account, desk, version=v, shared=shared)
-        )
+
+        def render(version: int) -> str:
+            html = workspaces.render(account, desk, version=version, shared=shared)
+            if rendered is not None:
+                rendered.append(html)
+            return html
+
+        published = live.publish(account.pk, desk, render)
     except redis.RedisError:
         logger.warning("live updates unavailable: Redis did not answer")
         return None

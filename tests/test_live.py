@@ -246,3 +246,44 @@ def test_an_admins_edit_starts_a_new_configuration_epoch(alice, simulator):
     tasks.refresh_agent(alice.pk)
     assert tasks._known[alice.pk] is not known
     assert tasks._known[alice.pk].account.tenant.call_state_labels == {"1": "Talking to a customer"}
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        None,
+        ("success", "Call on hold.", ""),
+        ("error", 'MaxContact refused: "<b>no</b>" & more', "detail <i>here</i>"),
+    ],
+)
+def test_a_clicks_workspace_made_from_the_published_one_is_the_direct_render(
+    alice, simulator, notice
+):
+    """A click publishes its workspace for her other tabs, then answers with that HTML plus
+    its notice instead of rendering twice: it must be exactly what a direct render gives."""
+    import re
+
+    from django.template.loader import render_to_string
+
+    from controlpanel import workspace
+    from telephony.desk import read_desk
+
+    simulator.set_agent_state(101, "ready")
+    simulator.offer(101, phone="07700900123")
+    desk = read_desk(alice)
+    context = workspace.context(alice, desk, notice=workspace.Notice(*notice) if notice else None)
+    context["version"] = 42
+    published = workspace.render(alice, desk, version=42, shared=context)
+    made = workspace.response_from_live(published, context)
+    direct = render_to_string(f"{workspace.PAGE}#workspace", context)
+
+    def same_second(html: str) -> str:
+        """Without what differs between any two renders: the second, and the fresh keys
+        that action forms get each time they are drawn."""
+        html = re.sub(r'data-rendered="[^"]*"', "", html)
+        return re.sub(r'value="[0-9a-f]{32}"', 'value="key"', html)
+
+    assert same_second(made) == same_second(direct)
+    if notice:
+        assert '<div id="notice" hx-preserve></div>' in published
+        assert notice[1] not in published

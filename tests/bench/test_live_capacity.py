@@ -33,6 +33,7 @@ from telephony.simulator.world import crowd_agents
 from tests.bench import report
 from tests.bench.crowd import Crowd
 from tests.bench.procs import cpu_seconds, profiled, rss_kib, status
+from tests.servers import start_panel, stop
 from tests.simulator_control import start_simulator, stop_simulator
 
 pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
@@ -68,6 +69,24 @@ class Meter:
         }
 
 
+def make_agents(sim, count: int) -> list[tuple[AgentAccount, Client, str]]:
+    """The simulator's crowd as panel agents: (account, logged-in test client, session id)."""
+    tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
+    users = get_user_model()
+    agents = []
+    for seed in crowd_agents(count):
+        user = users.objects.create_user(seed.login, password="x-" + seed.password)
+        account = AgentAccount(
+            user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
+        )
+        account.set_password(seed.password)
+        account.save()
+        client = Client()
+        client.force_login(user)
+        agents.append((account, client, client.cookies["sessionid"].value))
+    return agents
+
+
 def wait_all(expectations, timeout: float) -> list[float]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(e.arrived is None for e in expectations):
@@ -81,19 +100,7 @@ def test_live_capacity(live_stack, redis_server):
     crowd = Crowd(live_stack.url)
     results: dict = {"sizes": {}, "window_s": WINDOW}
     try:
-        tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
-        users = get_user_model()
-        agents = []  # (account, django client, session cookie)
-        for seed in crowd_agents(biggest):
-            user = users.objects.create_user(seed.login, password="x-" + seed.password)
-            account = AgentAccount(
-                user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
-            )
-            account.set_password(seed.password)
-            account.save()
-            client = Client()
-            client.force_login(user)
-            agents.append((account, client, client.cookies["sessionid"].value))
+        agents = make_agents(sim, biggest)
         for _account, client, _cookie in agents:  # every agent ready: the 1 s interval
             client.post(reverse("go-ready"), {"key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
         pids = {
@@ -185,13 +192,6 @@ def test_live_capacity(live_stack, redis_server):
                 f"worker {worker_ms:.2f} ms CPU/poll ({1000 / worker_ms:.0f} agents/core); "
                 f"simulator {1000 * steady['cpu']['simulator'] / polls:.2f} ms/request",
                 "<= 1 ms/poll (>= 1,000 agents/core)",
-            )
-            report.row(
-                "4 idle streams",
-                f"{size} streams",
-                f"{r['rss_per_stream_kib']:.1f} KiB per connection (uvicorn RSS "
-                f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB, {threads} threads)",
-                "<= 64 KB",
             )
             report.row(
                 "6 poll efficiency",
@@ -306,4 +306,39 @@ def test_poll_efficiency_by_state(live_stack):
         report.save("poll-efficiency", {"getcalls_per_agent_minute": rates, "window_s": WINDOW * 2})
     finally:
         crowd.stop()
+        stop_simulator(proc)
+
+
+def test_idle_stream_memory(live_stack):
+    """RSS growth of a web process per open, idle SSE connection: a uvicorn of its own, warmed
+    up by a few streams, then BENCH_STREAMS (1,000) more, one per agent."""
+    count = int(os.environ.get("BENCH_STREAMS", "1000"))
+    proc, sim = start_simulator("--crowd", str(count + 10), "--quiet")
+    server = start_panel()
+    crowd = Crowd(server.url)
+    try:
+        agents = make_agents(sim, count + 10)
+        pid = server.process.pid
+        crowd.open_streams({a.pk: cookie for a, _c, cookie in agents[count:]})  # warm-up
+        time.sleep(3)
+        before = rss_kib(pid), status(pid, "Threads")
+        crowd.open_streams({a.pk: cookie for a, _c, cookie in agents[:count]})
+        time.sleep(5)  # idle: every agent's first state sent, nothing changing
+        after = rss_kib(pid), status(pid, "Threads")
+        per = (after[0] - before[0]) / count
+        report.row(
+            "4 idle streams",
+            f"{count} streams, one uvicorn",
+            f"{per:.1f} KiB per connection (RSS {before[0] / 1024:.0f} -> "
+            f"{after[0] / 1024:.0f} MiB; threads {before[1]} -> {after[1]})",
+            "<= 64 KB",
+        )
+        report.save(
+            "idle-streams",
+            {"streams": count, "rss_kib": [before[0], after[0]], "threads": [before[1], after[1]],
+             "kib_per_stream": round(per, 1)},
+        )  # fmt: skip
+    finally:
+        crowd.stop()
+        stop(server.process)
         stop_simulator(proc)
