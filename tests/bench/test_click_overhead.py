@@ -50,7 +50,7 @@ def test_click_overhead(panel_server, simulator, alice):
         return response
 
     results: dict[str, dict[str, dict]] = {}
-    for latency in (0,):
+    for latency in (0, 50):
         simulator.config(latency_ms=latency)
         samples: dict[str, dict[str, list[float]]] = {
             a: {"app": [], "maxcontact": [], "overhead": [], "client": [], "requests": []}
