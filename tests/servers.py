@@ -222,8 +222,12 @@ def start_celery(
     """A real Celery worker or beat process on the test database and the private Redis."""
     env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
     if kind == "worker":
+        # Batches in flight at once (each polls up to POLL_THREADS agents concurrently); the
+        # benchmark may ask for processes (prefork) to use more than one core.
+        concurrency = os.environ.get("TEST_WORKER_CONCURRENCY", "2")
+        pool = os.environ.get("TEST_WORKER_POOL", "threads")
         argv = commands.celery_worker(
-            "--concurrency", "2", "--pool", "threads", "--without-heartbeat"
+            "--concurrency", concurrency, "--pool", pool, "--without-heartbeat"
         )
     else:
         schedule = (workdir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"beat-{os.getpid()}"

@@ -13,8 +13,24 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    """CPU time (user + system, every thread) of a process and its live descendants (a
+    prefork Celery worker's children do its work)."""
+    total = 0.0
+    for one in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
 
 
 def status(pid: int, field: str) -> int:
