@@ -23,6 +23,7 @@ from telephony import timing
 from .middleware import Middleware
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+STARTED = "panel.started"  # ASGI scope key: time.monotonic() when the request came in
 _VALID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 logger = logging.getLogger("controlpanel.request")
 
@@ -62,7 +63,10 @@ class RequestLogMiddleware(Middleware):
         request_id = given if _VALID.fullmatch(given) else new_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         tally, tally_token = timing.measuring()
-        return REQUEST_ID.set(request_id), time.monotonic(), tally, tally_token
+        # From the moment the ASGI handler got the request, when it says (asgi.py).
+        scope = getattr(request, "scope", None) or {}
+        started = scope.get(STARTED, time.monotonic())
+        return REQUEST_ID.set(request_id), started, tally, tally_token
 
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: tuple[Any, ...]

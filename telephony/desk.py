@@ -176,6 +176,22 @@ def _sighting(account: AgentAccount, call: Call, now: datetime) -> TrackedCall:
     return tracked
 
 
+def _sightings_change(
+    account: AgentAccount, calls: list[Call], current: dict[int, TrackedCall]
+) -> bool:
+    """Whether `_track` would write anything (keep the two in step)."""
+    if {call.call_id for call in calls} != set(current):
+        return True  # a new call, or one gone
+    ended = {k for k, v in account.tenant.call_state_meanings.items() if v == "ended"}
+    for call in calls:
+        tracked = current[call.call_id]
+        if call.lead_id is not None and call.lead_id != tracked.lead_id:
+            return True
+        if tracked.ended_seen_at is None and str(call.state) in ended:
+            return True
+    return False
+
+
 def _track(account: AgentAccount, calls: list[Call], now: datetime) -> dict[int, TrackedCall]:
     """Bring the account's call sightings in line with getcalls; return them by call id."""
     current = {t.call_id: t for t in account.calls.current()}
@@ -240,8 +256,17 @@ def read_desk(account: AgentAccount) -> Desk:
 
 
 def desk_from_calls(account: AgentAccount, calls: list[Call], now: datetime) -> Desk:
-    """Her desk from a getcalls answer read at `now`: sightings and state brought up to date."""
-    with transaction.atomic():
+    """Her desk from a getcalls answer read at `now`: sightings and state brought up to date.
+
+    When nothing needs writing (the common case: a click's read, most polls), no transaction
+    is opened; SQLite's IMMEDIATE one takes the database's write lock even to read."""
+    current = {t.call_id: t for t in account.calls.current()}
+    if not _sightings_change(account, calls, current):
+        views = [_view(account, call, current[call.call_id]) for call in calls]
+        state = _next_state(account, views)
+        if account.desk_state == state:
+            return Desk(account, views, state, account.desk_state_since, now)
+    with transaction.atomic():  # read again under the lock, then write
         tracked = _track(account, calls, now)
         views = [_view(account, call, tracked[call.call_id]) for call in calls]
         state = _next_state(account, views)

@@ -146,6 +146,24 @@ def test_a_slow_poll_stretches_the_interval(alice):
     assert live.record_poll(alice.pk, alice.tenant_id, _desk(alice), took=3.0) == 6.0
 
 
+def test_a_successful_poll_keeps_the_claims_cadence_and_a_failing_one_pushes_it_back(alice):
+    """A poll that waited for its batch must not miss the next tick: only failures and
+    slowness move her next poll later than the claim put it."""
+    from telephony.errors import Unreachable
+
+    live.stream_opened(alice.pk, "tab")
+    live.client().zadd(live.DUE, {str(alice.pk): time.time() - 5})
+    # Claimed 0.6 s ago (her poll waited for its batch): next due in 0.3 s.
+    assert live.claim_due(now=time.time() - 0.6) == [alice.pk]
+    claimed = live.client().zscore(live.DUE, str(alice.pk))
+    live.record_poll(alice.pk, alice.tenant_id, _desk(alice), took=0.05)
+    live.end_quiet_polls([live.QuietPoll(alice.pk, alice.tenant_id, AgentState.READY, 0.05, "t")])
+    assert live.client().zscore(live.DUE, str(alice.pk)) == claimed
+    down = Unreachable("down", may_have_reached_server=False)
+    live.record_poll(alice.pk, alice.tenant_id, _desk(alice, error=down))
+    assert (live.client().zscore(live.DUE, str(alice.pk)) or 0) > (claimed or 0)  # later
+
+
 def test_an_action_after_a_poll_started_makes_that_poll_stale(alice):
     started = time.time()
     assert not live.acted_since(alice.pk, started)
