@@ -19,6 +19,8 @@ from controlpanel.requestlog import STARTED  # noqa: E402 (after setup)
 
 @cache
 def _stream_path() -> str:
+    """The stream's path below any script prefix, as `request.path_info` holds it (resolved
+    once, at start-up, before any request has set a prefix)."""
     from django.urls import reverse
 
     return reverse("stream")
@@ -44,18 +46,20 @@ class PanelASGIHandler(ASGIHandler):
         super().__init__()
         self._sync = BaseHandler()
         self._sync.load_middleware(is_async=False)
+        _stream_path()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Where `Server-Timing: app` starts: the request as uvicorn hands it over, before any
         # hop to a thread (controlpanel.requestlog).
         scope[STARTED] = time.monotonic()
-        if scope["type"] == "http" and scope.get("path") == _stream_path():
+        path = str(scope.get("path", ""))[len(str(scope.get("root_path", ""))) :]
+        if scope["type"] == "http" and path == _stream_path():
             await self.handle(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path == _stream_path():
+        if request.path_info == _stream_path():
             return await super().get_response_async(request)
         response: HttpResponseBase = await sync_to_async(
             self._sync.get_response, thread_sensitive=True

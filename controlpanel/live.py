@@ -230,7 +230,8 @@ return 0
 @dataclass(frozen=True)
 class PollBegun:
     action_at: float  # her last action (0: none known)
-    config: str  # see config_epoch
+    config: str  # the configuration epoch (bump_config)
+    version: int  # her workspace's published version: who else wrote her desk
 
 
 CONFIG = f"{PREFIX}config"
@@ -243,14 +244,16 @@ def begin_polls(tokens: dict[int, str], seconds: float) -> dict[int, PollBegun]:
     pipe = client().pipeline(transaction=False)
     for account_id, token in tokens.items():
         pipe.set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000))
-        pipe.hget(_agent(account_id), "action_at")
+        pipe.hmget(_agent(account_id), "action_at", "version")
     pipe.get(CONFIG)
     *answers, config = pipe.execute()
     if config is None:  # Redis restarted or flushed: a new epoch, so nothing old is trusted
         config = bump_config()
     return {
-        account_id: PollBegun(float(action_at or 0), str(config))
-        for account_id, locked, action_at in zip(tokens, answers[0::2], answers[1::2], strict=True)
+        account_id: PollBegun(float(action_at or 0), str(config), int(version or 0))
+        for account_id, locked, (action_at, version) in zip(
+            tokens, answers[0::2], answers[1::2], strict=True
+        )
         if locked
     }
 
@@ -351,11 +354,15 @@ class _Renewer:
         self._guard = threading.Lock()
         self._wake = threading.Condition(self._guard)
         self._thread: threading.Thread | None = None
+        self._sleep: float | None = None  # how long the thread waits before its next renewal
 
     def add(self, account_id: int, token: str, seconds: float) -> None:
         with self._guard:
             self._held[(account_id, token)] = seconds
-            self._wake.notify()  # it may be sleeping for a longer lock's half-life
+            # Woken only when it sleeps longer than this lock's half-life: waking it for every
+            # poll cost a Redis round trip per poll.
+            if self._sleep is not None and seconds / 2 < self._sleep:
+                self._wake.notify()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, daemon=True, name="lock-renewer")
                 self._thread.start()
@@ -367,8 +374,8 @@ class _Renewer:
     def _run(self) -> None:
         while True:
             with self._guard:
-                shortest = min(self._held.values(), default=2.0)
-                self._wake.wait(shortest / 2)
+                self._sleep = min(self._held.values(), default=2.0) / 2
+                self._wake.wait(self._sleep)
                 held = list(self._held.items())
             if not held:
                 continue

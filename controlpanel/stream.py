@@ -14,7 +14,9 @@ recently. If Redis restarts, the hub reconnects and every stream gets the latest
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -139,7 +141,12 @@ def sse(data: str, *, event: str | None = None, event_id: int | None = None) -> 
     return "\n".join(lines) + "\n\n"
 
 
-def off_loop(function: Any) -> Any:
+# MaxContact reads a connecting stream makes (slow when MaxContact is) get their own threads,
+# so that they never hold up the quick Redis calls of every open stream on the loop's pool.
+_VENDOR_READS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="read")
+
+
+def off_loop(function: Any, executor: concurrent.futures.Executor | None = None) -> Any:
     """`function` run on the event loop's shared thread pool.
 
     Not asgiref's default (thread_sensitive=True): that gives each request a thread of its own
@@ -151,7 +158,15 @@ def off_loop(function: Any) -> Any:
         close_old_connections()
         return function(*args)
 
-    return sync_to_async(run, thread_sensitive=False)
+    if executor is None:
+        return sync_to_async(run, thread_sensitive=False)
+
+    async def on(*args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, contextvars.copy_context().run, run, *args
+        )
+
+    return on
 
 
 def _fresh_snapshot(account_id: int) -> dict[str, Any] | None:
@@ -168,7 +183,7 @@ async def _snapshot(account_id: int) -> dict[str, Any] | None:
         found = await off_loop(live.snapshot)(account_id)
         read_at = float((await off_loop(live.agent_info)(account_id)).get("read_at", 0))
         if found is None or time.time() - read_at > STALE:
-            found = await off_loop(_fresh_snapshot)(account_id)
+            found = await off_loop(_fresh_snapshot, _VENDOR_READS)(account_id)
         return found
     except redis.RedisError:
         return None

@@ -8,13 +8,15 @@ partial the views render, and publishes it only when what she sees changed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
+import queue
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import redis
@@ -52,12 +54,20 @@ def poll_batch(account_ids: list[int]) -> None:
     refresh_agents(account_ids)
 
 
-@cache
+_pool_guard = threading.Lock()
+_pools: list[ThreadPoolExecutor] = []
+
+
 def _pool() -> ThreadPoolExecutor:
     """The process's poll threads, kept: a thread keeps its HTTP connection to MaxContact and
     its database connection from one poll to the next (a pool per batch opened both anew on
-    every poll). Created after the worker forks, on the first batch."""
-    return ThreadPoolExecutor(max_workers=settings.POLL_THREADS, thread_name_prefix="poll")
+    every poll). Created after the worker forks, on the first batch (of any Celery thread)."""
+    with _pool_guard:
+        if not _pools:
+            _pools.append(
+                ThreadPoolExecutor(max_workers=settings.POLL_THREADS, thread_name_prefix="poll")
+            )
+        return _pools[0]
 
 
 def refresh_agents(account_ids: list[int], *, inline: bool = False) -> dict[int, bool]:
@@ -73,22 +83,38 @@ def refresh_agents(account_ids: list[int], *, inline: bool = False) -> dict[int,
     except redis.RedisError:
         logger.warning("Redis unavailable while polling %d agents", len(account_ids))
         return dict.fromkeys(account_ids, False)
-    quiet: list[live.QuietPoll] = []
-    ids = list(begun)
+    quiet: queue.SimpleQueue[live.QuietPoll] = queue.SimpleQueue()
 
     def poll(account_id: int) -> bool:
         return _poll(account_id, tokens[account_id], begun[account_id], quiet)
 
+    done: dict[int, bool] = {}
     if inline:
-        published = [poll(account_id) for account_id in ids]
+        done = {account_id: poll(account_id) for account_id in begun}
     else:
-        published = list(_pool().map(lambda a: _in_thread(poll, a), ids))
-    try:
-        live.end_quiet_polls(quiet)
-    except redis.RedisError:  # their locks expire by themselves
-        logger.warning("Redis unavailable while recording %d polls", len(quiet))
-    done = dict(zip(ids, published, strict=True))
+        futures = {_pool().submit(_in_thread, poll, a): a for a in begun}
+        pending = set(futures)
+        while pending:
+            # Quiet polls are recorded (and unlocked) every QUIET_FLUSH seconds, not when the
+            # whole batch is done: one agent's slow MaxContact must not hold the others.
+            finished, pending = concurrent.futures.wait(pending, timeout=QUIET_FLUSH)
+            done.update((futures[f], f.result()) for f in finished)
+            _end_quiet(quiet)
+    _end_quiet(quiet)
     return {account_id: done.get(account_id, False) for account_id in account_ids}
+
+
+QUIET_FLUSH = 0.25
+
+
+def _end_quiet(quiet: queue.SimpleQueue[live.QuietPoll]) -> None:
+    polls = []
+    while not quiet.empty():
+        polls.append(quiet.get_nowait())
+    try:
+        live.end_quiet_polls(polls)
+    except redis.RedisError:  # their locks expire by themselves
+        logger.warning("Redis unavailable while recording %d polls", len(polls))
 
 
 def refresh_agent(account_id: int) -> bool:
@@ -121,6 +147,8 @@ class _Known:
     calls: list[Call] | None = None  # the last answer fully processed (None: none yet)
     read_at: float = 0.0  # when that read began
     state: AgentState = AgentState.NOT_READY  # her state after it
+    version: int = 0  # her published version after it: another writer (a view, a page load,
+    # another worker process) changes it, and then the next poll cannot be a quiet one
 
 
 _known: dict[int, _Known] = {}
@@ -141,7 +169,9 @@ def _load(account_id: int, config: str) -> _Known | None:
     return known
 
 
-def _poll(account_id: int, token: str, begun: live.PollBegun, quiet: list[live.QuietPoll]) -> bool:
+def _poll(
+    account_id: int, token: str, begun: live.PollBegun, quiet: queue.SimpleQueue[live.QuietPoll]
+) -> bool:
     """One agent's poll, her lock held; a quiet one is added to `quiet` (its lock released
     with the batch's bookkeeping), anything else is recorded and published here."""
     try:
@@ -161,31 +191,37 @@ def _poll(account_id: int, token: str, begun: live.PollBegun, quiet: list[live.Q
             except MaxContactError as error:
                 calls = error
         took = time.time() - started
-        if isinstance(calls, list) and calls == known.calls and begun.action_at <= known.read_at:
+        if (
+            isinstance(calls, list)
+            and calls == known.calls
+            and begun.action_at <= known.read_at
+            and begun.version == known.version
+        ):
             # The same answer as last time and no action since: she sees the same thing. No
             # database, no template, and no Redis round trip of its own: the most common poll
             # by far (docs/performance.md).
-            quiet.append(
-                live.QuietPoll(account_id, known.account.tenant_id, known.state, took, token)
-            )
+            quiet.put(live.QuietPoll(account_id, known.account.tenant_id, known.state, took, token))
             token = ""  # released with the batch
             return False
-        # Something may have changed: the full path, on her row as it is now.
+        # Something may have changed: the full path, on her row as it is now. What this
+        # process keeps is forgotten until the path has published (a failure half-way must
+        # not make the next, identical answer look already handled).
+        known.calls = None
         account = known.account
         account.refresh_from_db(fields=AgentAccount.DESK_FIELDS)
         if isinstance(calls, MaxContactError):
             desk = desk_without_answer(account, calls)
-            known.calls = None
         else:
             desk = desk_from_calls(account, calls, timezone.now())
-            known.calls, known.read_at, known.state = calls, started, desk.state
         live.record_poll(account_id, account.tenant_id, desk, took=took)
         if live.acted_since(account_id, started):
-            known.calls = None
             return False  # an action answered with a newer state while we were reading
         published = live.publish(
             account_id, desk, lambda version: workspace.render(account, desk, version=version)
         )
+        if isinstance(calls, list):
+            known.calls, known.read_at, known.state = calls, started, desk.state
+            known.version = published.version
         return published.changed
     except redis.RedisError:
         logger.warning("Redis unavailable while polling account %s", account_id)

@@ -305,3 +305,22 @@ def test_a_clicks_workspace_made_from_the_published_one_is_the_direct_render(
     if notice:
         assert '<div id="notice" hx-preserve></div>' in published
         assert notice[1] not in published
+
+
+def test_a_desk_written_elsewhere_makes_the_next_poll_a_full_one(alice, simulator):
+    """Another writer (a page load here; in production also another worker process) saw a
+    call this process never saw. When MaxContact's answer is back to what this process last
+    saw, the poll must still do the full read: her call has ended and must leave the panel."""
+    from controlpanel import views
+    from telephony.desk import read_desk
+
+    live.stream_opened(alice.pk, "tab")
+    simulator.set_agent_state(101, "ready")
+    tasks.refresh_agent(alice.pk)  # this process: no calls
+    call = simulator.offer(101)
+    views.publish_page_state(alice, read_desk(alice))  # a page load shows the call
+    assert f"call-{call['CallId']}" in (live.snapshot(alice.pk) or {})["html"]
+    simulator.customer_hangup(call["CallId"])
+    alice.client().dispose(call_id=call["CallId"], result_code="SALE")  # from her phone
+    assert tasks.refresh_agent(alice.pk) is True  # not "the same as last time"
+    assert f"call-{call['CallId']}" not in (live.snapshot(alice.pk) or {})["html"]

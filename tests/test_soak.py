@@ -199,8 +199,8 @@ def test_many_agents_stay_current_without_errors_or_growth(live_stack, caplog):
         assert errors == []
         assert all(lines == [] for lines in problems.values()), problems
         assert outage["faults_left"] == [], outage
-        # The pollers saw the outage and backed off...
-        assert outage["most_errors_seen"] > 0 and outage["longest_interval_s"] > 1, outage
+        # The pollers saw the outage and backed off (an agent's 1 s interval, doubled at least)...
+        assert outage["most_errors_seen"] > 0 and outage["longest_interval_s"] >= 2, outage
         assert outage["agents_still_failing"] == 0  # ...and every agent came back
         assert behind == [], f"{len(behind)} of {AGENTS} panels are not current"
         assert stuck_locks == []
@@ -247,7 +247,12 @@ def break_maxcontact(sim, floor: Floor, account_ids: list[int]) -> dict:
         rows = [r.hgetall(f"{live.PREFIX}agent:{pk}") for pk in account_ids]
         errors = [int(row.get("errors", 0)) for row in rows]
         most_errors = max(most_errors, *errors)
-        longest_interval = max(longest_interval, *(float(row.get("interval", 0)) for row in rows))
+        # The interval of agents whose polls are failing: their backoff, not an idle agent's 5 s.
+        longest_interval = max(
+            longest_interval,
+            *(float(row.get("interval", 0)) for row in rows if int(row.get("errors", 0))),
+            0.0,
+        )
         left = sim.faults()
         failing = sum(1 for e in errors if e)
         if not left and failing == 0:
