@@ -262,24 +262,16 @@ def test_poll_efficiency_by_state(live_stack):
     proc, sim = start_simulator("--crowd", str(per_group * len(groups)), "--quiet")
     crowd = Crowd(live_stack.url)
     try:
-        tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
-        users = get_user_model()
         members: dict[str, list] = {group: [] for group in groups}
-        for index, seed in enumerate(crowd_agents(per_group * len(groups))):
-            user = users.objects.create_user(seed.login, password="x-" + seed.password)
-            account = AgentAccount(
-                user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
-            )
-            account.set_password(seed.password)
-            account.save()
-            client = Client()
-            client.force_login(user)
+        for index, (account, client, _cookie) in enumerate(
+            make_agents(sim, per_group * len(groups))
+        ):
             group = groups[index // per_group]
             members[group].append((account, client))
             if group != "not ready":
                 client.post(reverse("go-ready"), {"key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
             if group in ("on a call", "wrap-up"):
-                call = sim.offer(seed.user_id)
+                call = sim.offer(account.remote_user_id)
                 if group == "wrap-up":
                     sim.customer_hangup(call["CallId"])
         crowd.open_streams(
