@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 from controlpanel import live
 from telephony.client import ClientConfig, Credentials, MaxContactClient, MemoryTokenStore
 from telephony.errors import MaxContactError
-from telephony.models import AgentAccount, Tenant
+from telephony.models import AgentAccount
 from telephony.simulator.world import crowd_agents
+from tests.crowd import make_agents
 from tests.servers import watch
 from tests.simulator_control import SimulatorControlError, start_simulator, stop_simulator
 from tests.sse import SSEClient
@@ -97,24 +97,9 @@ def test_many_agents_stay_current_without_errors_or_growth(live_stack, caplog):
     proc, sim = start_simulator("--crowd", str(AGENTS))
     streams: list[tuple[AgentAccount, SSEClient]] = []
     try:
-        from telephony.management.commands.demo_setup import SIMULATOR_MEANINGS
-
-        tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
         seeds = crowd_agents(AGENTS)
-        for seed in seeds:
-            user = AgentAccount._meta.get_field("user").related_model.objects.create_user(
-                seed.login, password="x-" + seed.password
-            )
-            account = AgentAccount(
-                user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
-            )
-            account.set_password(seed.password)
-            account.save()
-            client = Client()
-            client.force_login(user)
-            stream = SSEClient(
-                f"{live_stack.url}/panel/stream", {"sessionid": client.cookies["sessionid"].value}
-            )
+        for account, _client, session in make_agents(sim, AGENTS):
+            stream = SSEClient(f"{live_stack.url}/panel/stream", {"sessionid": session})
             streams.append((account, stream))
         for _account, stream in streams:
             stream.next(timeout=30)  # every panel got its first state

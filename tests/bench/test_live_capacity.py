@@ -22,17 +22,13 @@ import time
 import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from controlpanel import live
-from telephony.management.commands.demo_setup import SIMULATOR_MEANINGS
-from telephony.models import AgentAccount, Tenant
-from telephony.simulator.world import crowd_agents
 from tests.bench import report
 from tests.bench.crowd import Crowd
 from tests.bench.procs import cpu_seconds, profiled, rss_kib, status
+from tests.crowd import make_agents
 from tests.servers import start_panel, stop
 from tests.simulator_control import start_simulator, stop_simulator
 
@@ -67,24 +63,6 @@ class Meter:
             "getcalls": after["getcalls"] - before["getcalls"],
             "requests": after["requests"] - before["requests"],
         }
-
-
-def make_agents(sim, count: int) -> list[tuple[AgentAccount, Client, str]]:
-    """The simulator's crowd as panel agents: (account, logged-in test client, session id)."""
-    tenant = Tenant.objects.create(name="Crowd", base_url=sim.base_url, **SIMULATOR_MEANINGS)
-    users = get_user_model()
-    agents = []
-    for seed in crowd_agents(count):
-        user = users.objects.create_user(seed.login, password="x-" + seed.password)
-        account = AgentAccount(
-            user=user, tenant=tenant, remote_user_id=seed.user_id, maxcontact_login=seed.login
-        )
-        account.set_password(seed.password)
-        account.save()
-        client = Client()
-        client.force_login(user)
-        agents.append((account, client, client.cookies["sessionid"].value))
-    return agents
 
 
 def wait_all(expectations, timeout: float) -> list[float]:
