@@ -188,19 +188,6 @@ def claim_due(now: float | None = None, limit: int = 10_000) -> list[int]:
     return due
 
 
-def poll_soon(account_id: int) -> None:
-    """After an action: poll this agent one active interval from now, and forget past errors.
-
-    Not at once: the action's own response already read her calls and published them, so a
-    poll at the next tick would only ask MaxContact the same question again (one getcalls per
-    click saved; docs/performance.md, item 6)."""
-    r = client()
-    pipe = r.pipeline()
-    pipe.zadd(DUE, {str(account_id): time.time() + FAST - SLACK}, xx=True)
-    pipe.hset(_agent(account_id), mapping={"errors": 0, "action_at": time.time()})
-    pipe.execute()
-
-
 def interval_for(state: AgentState, errors: int, tenant_errors: int) -> float:
     """Fast while a call can arrive or is up, slower when idle, backing off on errors."""
     base = {AgentState.ON_CALL: FAST, AgentState.READY: FAST, AgentState.WRAP_UP: WRAP_UP}.get(
@@ -428,15 +415,24 @@ def digest(desk: Desk) -> str:
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 
-# Versions must only grow, even when Redis restarts empty: the next version is the current
-# time in milliseconds, or one more than the last version if that is already later.
-_NEXT_VERSION = """
-local last = tonumber(redis.call('hget', KEYS[1], 'version') or '0')
-local now = tonumber(ARGV[1])
+# One round trip before rendering (a click made four: docs/performance.md). After an action
+# (ARGV[3] = 1): her next poll and her errors (see `publish`). Then, unless the digest is the
+# one published and its snapshot is still there, the next version: versions must only grow,
+# even when Redis restarts empty, so it is the current time in milliseconds, or one more than
+# the last version if that is already later. Returns {changed, version}.
+_BEGIN_PUBLISH = """
+if ARGV[3] == '1' then
+  redis.call('zadd', KEYS[3], 'XX', ARGV[5], ARGV[4])
+  redis.call('hset', KEYS[1], 'errors', 0, 'action_at', ARGV[6])
+end
+local old = redis.call('hmget', KEYS[1], 'digest', 'version')
+local last = tonumber(old[2] or '0')
+if old[1] == ARGV[1] and redis.call('exists', KEYS[2]) == 1 then return {0, last} end
+local now = tonumber(ARGV[2])
 local next = last + 1
 if now > last then next = now end
 redis.call('hset', KEYS[1], 'version', next)
-return next
+return {1, next}
 """
 
 
@@ -446,27 +442,35 @@ class Published:
     changed: bool
 
 
-def publish(account_id: int, desk: Desk, render: Any) -> Published:
+def publish(account_id: int, desk: Desk, render: Any, *, acted: bool = False) -> Published:
     """Publish the agent's workspace if what she sees changed; return its version.
 
     `render(version)` returns the workspace HTML; it is called only when something changed.
+
+    `acted`: after an action, also forget her past errors and poll her one active interval
+    from now. Not at once: the action's own response read her calls and publishes them here,
+    so a poll at the next tick would only ask MaxContact the same question again (one
+    getcalls per click saved; docs/performance.md, item 6).
     """
     r = client()
     key = _agent(account_id)
     new_digest = digest(desk)
-    old_digest, version = r.hmget(key, "digest", "version")
-    if old_digest == new_digest and r.exists(_snapshot(account_id)):
-        return Published(int(version or 0), changed=False)
-    version_number = int(r.eval(_NEXT_VERSION, 1, key, int(time.time() * 1000)))
-    html = render(version_number)
-    message = json.dumps({"version": version_number, "html": html})
+    now = time.time()
+    changed, version = r.register_script(_BEGIN_PUBLISH)(
+        keys=[key, _snapshot(account_id), DUE],
+        args=[new_digest, int(now * 1000), int(acted), account_id, now + FAST - SLACK, now],
+    )
+    if not changed:
+        return Published(int(version), changed=False)
+    html = render(int(version))
+    message = json.dumps({"version": int(version), "html": html})
     pipe = r.pipeline()
     pipe.hset(key, "digest", new_digest)
     pipe.expire(key, AGENT_TTL)
     pipe.set(_snapshot(account_id), message, ex=AGENT_TTL)
     pipe.publish(channel(account_id), message)
     pipe.execute()
-    return Published(version_number, changed=True)
+    return Published(int(version), changed=True)
 
 
 def snapshot(account_id: int) -> dict[str, Any] | None:

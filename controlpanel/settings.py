@@ -117,7 +117,9 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses a locked-out user or address first
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading her agent account with her. Sessions name the backend
+    # that logged them in: sessions made under the plain ModelBackend end at this change.
+    "controlpanel.backends.AgentBackend",
 ]
 
 ROOT_URLCONF = "controlpanel.urls"
@@ -141,7 +143,11 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        # Kept for a minute by the threads that use them (request threads, poll threads), and
+        # checked before a request or poll uses them again (a restarted database).
+        conn_max_age=60,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -155,6 +161,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Under uvicorn: threads kept for requests, each with its database connection (controlpanel.
+# asgi.RequestThreads). More concurrent requests than this still run, on new threads.
+REQUEST_THREADS = int(env_float("REQUEST_THREADS", 32))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

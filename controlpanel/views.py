@@ -59,12 +59,9 @@ def agent_required(view: View) -> View:
                     login = reverse("embed", args=[embedded])
                 return HttpResponse(status=200, headers={"HX-Redirect": login})
             return redirect_to_login(request.get_full_path())
-        account = (
-            AgentAccount.objects.select_related("tenant", "user")
-            .filter(user=request.user, is_active=True)
-            .first()
-        )
-        if account is None:
+        # Read with her user (controlpanel.backends, or a panel token's account).
+        account = getattr(request.user, "agent_account", None)
+        if account is None or not account.is_active:
             return render(request, "panel/no_account.html", status=403)
         return view(request, account, *args, **kwargs)
 
@@ -116,8 +113,6 @@ def _publish(
     Redis being down costs the other tabs their update, never this response.
     """
     try:
-        if acted:
-            live.poll_soon(account.pk)
 
         def render(version: int) -> str:
             html = workspaces.render(account, desk, version=version, shared=shared)
@@ -125,7 +120,7 @@ def _publish(
                 rendered.append(html)
             return html
 
-        published = live.publish(account.pk, desk, render)
+        published = live.publish(account.pk, desk, render, acted=acted)
     except redis.RedisError:
         logger.warning("live updates unavailable: Redis did not answer")
         return None

@@ -342,6 +342,9 @@ def _outcome_of(error: MaxContactError) -> AuditEntry.Outcome:
     return AuditEntry.Outcome.UNCERTAIN
 
 
+#: The actions that dispose of calls (connectcalls disposes both calls it bridges).
+DISPOSING = ("dispose", "connectcalls")
+
 #: What the panel records about a call after each successful action.
 _AFTER: dict[str, dict[str, Any]] = {
     "hold": {"held": True},
@@ -423,3 +426,6 @@ def _after_success(
         _set_state(account, AgentState.READY, now)
     elif method == "dial" and isinstance(result, DialResult) and result.call is not None:
         _sighting(account, result.call, now)
+    elif method in DISPOSING:  # after the audit entry says ok: see controlpanel.crm
+        AgentAccount.objects.filter(pk=account.pk).update(disposed_at=now)
+        account.disposed_at = now

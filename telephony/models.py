@@ -365,10 +365,14 @@ class AgentAccount(models.Model):
     cached_token_obtained_at = models.DateTimeField(null=True, blank=True, editable=False)
     cached_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # What the desk infers from getcalls (telephony.desk), rewritten by polls and actions.
-    DESK_FIELDS = ("desk_state", "desk_state_since", "ready_before_call")
+    DESK_FIELDS = ("desk_state", "desk_state_since", "ready_before_call", "disposed_at")
     desk_state = models.CharField(max_length=16, default="unknown", editable=False)
     desk_state_since = models.DateTimeField(null=True, blank=True, editable=False)
     ready_before_call = models.BooleanField(default=False, editable=False)
+    # When her latest disposition succeeded (written after its audit entry): the CRM state's
+    # list of dispositions is cached on it (controlpanel.crm), and none is looked for when it
+    # is older than that list's window.
+    disposed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

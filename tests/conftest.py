@@ -13,11 +13,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _pollers_forget_agents() -> None:
-    """This process's poller keeps agents between polls; a test's account ids may be an earlier
-    test's (the live stack's own worker reloads through the configuration epoch)."""
-    from controlpanel import tasks
+    """This process's poller keeps agents between polls, and the CRM state their recent
+    dispositions; a test's account ids may be an earlier test's (the live stack's own worker
+    reloads through the configuration epoch)."""
+    from controlpanel import crm, tasks
 
     tasks._known.clear()
+    crm._recent.clear()
 
 
 # --- The cast: agents Alice and Bob at a tenant served by the simulator -----------------------

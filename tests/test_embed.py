@@ -446,6 +446,7 @@ def test_the_crm_state_carries_calls_and_dispositions(alice_client, alice, simul
         {"c1000-key": uuid.uuid4().hex, "c1000-result_code": "SALE", "c1000-notes": "Paid"},
         headers=post,
     )
+    alice.refresh_from_db()  # as each request and poll loads her: `disposed_at` moved on
     state = crm.state(alice, read_desk(alice))
     assert state["calls"] == []
     (disposed,) = state["disposed"]
@@ -480,6 +481,41 @@ def test_the_migration_names_existing_tenants():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_migration_dates_each_agents_last_disposition(django_user_model):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from telephony.models import AgentAccount
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("telephony", "0003_auditentry_request_id")])
+    old = executor.loader.project_state([("telephony", "0003_auditentry_request_id")]).apps
+    tenant = old.get_model("telephony", "Tenant").objects.create(
+        name="Acme", slug="acme", base_url="https://acme.maxcontact.com/webservices"
+    )
+    accounts = old.get_model("telephony", "AgentAccount")
+    entries = old.get_model("telephony", "AuditEntry")
+    users = [django_user_model.objects.create_user(name) for name in ("ann", "bea", "cat")]
+    ann, bea, cat = (
+        accounts.objects.create(user_id=user.pk, tenant=tenant, remote_user_id=n)
+        for n, user in enumerate(users, start=1)
+    )
+    for account, method, outcome in (
+        (ann, "dispose", "ok"),
+        (ann, "connectcalls", "ok"),  # her latest
+        (ann, "dial", "ok"),
+        (bea, "dispose", "rejected"),  # never disposed
+    ):
+        entries.objects.create(account=account, remote_user_id=1, method=method, outcome=outcome)
+    latest = entries.objects.filter(method="connectcalls").get().created_at
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    found = dict(AgentAccount.objects.values_list("pk", "disposed_at"))
+    assert found == {ann.pk: latest, bea.pk: None, cat.pk: None}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_page_whose_stream_reconnects_keeps_the_crm_channel(live_stack, tenant, alice):
     from tests.sse import SSEClient
 
@@ -497,11 +533,12 @@ def test_a_page_whose_stream_reconnects_keeps_the_crm_channel(live_stack, tenant
             stream.close()
 
 
-def test_the_crm_state_reads_the_newest_dispositions_in_two_queries(
+def test_the_crm_state_reads_the_newest_dispositions_in_two_queries_once(
     alice, django_assert_num_queries
 ):
     """However many calls she disposed, drawing her panel costs the same (it once cost a query
-    per disposition, every render, growing through the shift)."""
+    per disposition, every render, growing through the shift), and no query at all until she
+    disposes again or one leaves the window."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -509,8 +546,13 @@ def test_the_crm_state_reads_the_newest_dispositions_in_two_queries(
     from telephony.desk import AgentState, Desk
     from telephony.models import AuditEntry, TrackedCall
 
+    desk = Desk(alice, [], AgentState.READY, None, timezone.now())
+    with django_assert_num_queries(0):
+        assert crm.state(alice, desk)["disposed"] == []  # never disposed
+
     start = timezone.now() - timedelta(minutes=5)
-    for n in range(crm.DISPOSED_KEPT + 5):
+
+    def dispose(n: int) -> None:
         TrackedCall.objects.create(
             account=alice, call_id=5000 + n, first_seen_at=start, phone_number=f"0770090{n:04d}"
         )
@@ -522,9 +564,32 @@ def test_the_crm_state_reads_the_newest_dispositions_in_two_queries(
             parameters={"call_id": 5000 + n, "result_code": "SALE", "notes": f"n{n}"},
             outcome=AuditEntry.Outcome.OK,
         )
-    desk = Desk(alice, [], AgentState.READY, None, timezone.now())
+        alice.disposed_at = timezone.now()  # as telephony.desk.perform records it
+
+    for n in range(crm.DISPOSED_KEPT + 5):
+        dispose(n)
     with django_assert_num_queries(2):
         disposed = crm.state(alice, desk)["disposed"]
     assert len(disposed) == crm.DISPOSED_KEPT
     assert [d["callId"] for d in disposed] == [5000 + n for n in range(5, crm.DISPOSED_KEPT + 5)]
     assert disposed[-1]["phone"] == f"0770090{crm.DISPOSED_KEPT + 4:04d}"
+    with django_assert_num_queries(0):
+        assert crm.state(alice, desk)["disposed"] == disposed
+
+    dispose(99)  # in another process: this one sees her new `disposed_at`, and reads again
+    with django_assert_num_queries(2):
+        again = crm.state(alice, desk)["disposed"]
+    assert [d["callId"] for d in again] == [d["callId"] for d in disposed[1:]] + [5099]
+
+    # The oldest leave the window without a query; a last disposition older than the window
+    # means none at all.
+    from datetime import datetime
+    from unittest import mock
+
+    third = datetime.fromisoformat(again[2]["at"])
+    later = third + crm.DISPOSED_FOR
+    with mock.patch("django.utils.timezone.now", return_value=later), django_assert_num_queries(0):
+        assert crm.state(alice, desk)["disposed"] == again[2:]
+    alice.disposed_at = timezone.now() - crm.DISPOSED_FOR - timedelta(seconds=1)
+    with django_assert_num_queries(0):
+        assert crm.state(alice, desk)["disposed"] == []

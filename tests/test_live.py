@@ -167,7 +167,7 @@ def test_a_successful_poll_keeps_the_claims_cadence_and_a_failing_one_pushes_it_
 def test_an_action_after_a_poll_started_makes_that_poll_stale(alice):
     started = time.time()
     assert not live.acted_since(alice.pk, started)
-    live.poll_soon(alice.pk)
+    live.publish(alice.pk, _desk(alice), str, acted=True)  # a view's response
     assert live.acted_since(alice.pk, started)
 
 
@@ -242,7 +242,7 @@ def test_an_action_or_a_change_makes_the_next_poll_a_full_one(alice, simulator):
 
     live.stream_opened(alice.pk, "tab")
     tasks.refresh_agent(alice.pk)
-    live.poll_soon(alice.pk)  # an action answered by a view meanwhile
+    live.publish(alice.pk, _desk(alice), str, acted=True)  # an action answered by a view
     with CaptureQueriesContext(connection) as queries:
         tasks.refresh_agent(alice.pk)
     assert len(queries) > 0
@@ -324,3 +324,19 @@ def test_a_desk_written_elsewhere_makes_the_next_poll_a_full_one(alice, simulato
     alice.client().dispose(call_id=call["CallId"], result_code="SALE")  # from her phone
     assert tasks.refresh_agent(alice.pk) is True  # not "the same as last time"
     assert f"call-{call['CallId']}" not in (live.snapshot(alice.pk) or {})["html"]
+
+
+def test_a_click_forgets_her_errors_and_polls_her_one_interval_later(
+    alice_client, alice, simulator
+):
+    live.stream_opened(alice.pk, "tab")
+    live.client().hset(f"{live.PREFIX}agent:{alice.pk}", "errors", 3)
+    live.client().zadd(live.DUE, {str(alice.pk): time.time() + 30}, xx=True)  # backed off
+    before = time.time()
+    alice_client.post(reverse("go-ready"), {"key": "k-ready-9"}, headers={"HX-Request": "true"})
+    after = time.time()
+    info = live.agent_info(alice.pk)
+    assert info["errors"] == "0"
+    assert before <= float(info["action_at"]) <= after
+    due = live.client().zscore(live.DUE, str(alice.pk))
+    assert before + live.FAST - live.SLACK <= (due or 0) <= after + live.FAST - live.SLACK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -72,13 +73,17 @@ def direction_label(direction: str | None) -> str:
 @register.filter
 def phone(raw: str, tenant: Tenant) -> str:
     """A number written for people: national style at home, international abroad."""
-    if not raw:
-        return ""
+    return _written(raw, tenant.default_region) if raw else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _written(raw: str, region: str) -> str:
+    """Kept: every render writes the same few numbers again (parsing was 8% of a render)."""
     try:
-        number = phonenumbers.parse(raw, tenant.default_region)
+        number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return raw
-    home = phonenumbers.country_code_for_region(tenant.default_region)
+    home = phonenumbers.country_code_for_region(region)
     style = (
         phonenumbers.PhoneNumberFormat.NATIONAL
         if number.country_code == home
