@@ -79,9 +79,11 @@ class RequestLogMiddleware(Middleware):
             f'maxcontact;dur={tally.seconds * 1000:.2f};desc="{tally.requests} requests"'
         )
         user = getattr(request, "user", None)
-        # Only the user's id: evaluating a lazy user here would cost a query per request.
+        # Only the user's id: evaluating a lazy user here would cost a query per request. A
+        # stream keeps her id alone (controlpanel.stream).
         user_id = getattr(user, "_wrapped", None)
         who = getattr(user_id, "pk", None) if user_id is not None else None
+        who = getattr(request, "logged_user_id", who)
         logger.info(
             "%s %s %s %dms user=%s maxcontact=%d/%dms",
             request.method,

@@ -184,3 +184,25 @@ def test_a_second_beat_started_by_mistake_does_not_double_the_polling(
     # Each dispatcher takes due agents atomically: a second one finds none left to take.
     assert 3 <= one_beat <= 8
     assert two_beats <= one_beat + 2, (one_beat, two_beats)
+
+
+@pytest.mark.django_db
+def test_a_stream_keeps_her_id_for_the_log_and_not_her_user_account_and_tenant(alice):
+    """A stream's request lives for hours; what was read to let it in need not."""
+    from django.contrib.auth import get_user
+    from django.test import RequestFactory
+
+    from controlpanel import stream
+
+    client = Client()
+    client.force_login(alice.user)
+    request = RequestFactory().get(reverse("stream"))
+    request.session = client.session
+    request.user = get_user(request)
+    assert stream._account_of(request) == alice.pk
+    assert not request.user.is_authenticated
+    assert request.logged_user_id == alice.user.pk  # type: ignore[attr-defined]
+    alice.is_active = False
+    alice.save()
+    request.user = get_user(request)
+    assert stream._account_of(request) is None  # refused (403)

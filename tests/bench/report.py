@@ -29,8 +29,11 @@ def machine() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    from django.db import connection
+
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "database": connection.vendor,
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
