@@ -37,7 +37,8 @@ def _iso(moment: Any) -> str | None:
 #: This process's last answer per account: ((her user, her `disposed_at`), [(when, item)]).
 #: Valid while her `disposed_at` is unchanged: it is written after each new disposition's
 #: audit entry, so an answer read under the old value can only lack the new one, and is then
-#: read again. The two queries were 12% of a click (docs/performance.md).
+#: read again. The two queries were 12% of a click (docs/performance.md). What it shows of a
+#: disposed call (number, lead) is as it was then, for the ten minutes it is listed.
 _recent: dict[int, tuple[tuple[int, Any], list[tuple[Any, dict[str, Any]]]]] = {}
 
 

@@ -436,6 +436,11 @@ return {1, next}
 """
 
 
+@cache
+def _begin_publish() -> Any:
+    return client().register_script(_BEGIN_PUBLISH)  # EVALSHA, loaded again if Redis forgot
+
+
 @dataclass(frozen=True)
 class Published:
     version: int
@@ -456,7 +461,7 @@ def publish(account_id: int, desk: Desk, render: Any, *, acted: bool = False) ->
     key = _agent(account_id)
     new_digest = digest(desk)
     now = time.time()
-    changed, version = r.register_script(_BEGIN_PUBLISH)(
+    changed, version = _begin_publish()(
         keys=[key, _snapshot(account_id), DUE],
         args=[new_digest, int(now * 1000), int(acted), account_id, now + FAST - SLACK, now],
     )

@@ -392,6 +392,18 @@ class AgentAccount(models.Model):
     def __repr__(self) -> str:
         return f"<AgentAccount {self.pk} user={self.user_id} remote={self.remote_user_id}>"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """The desk fields are written by telephony.desk alone (with `update()`): saving an
+        account read earlier (an admin's edit) must not put back her older state, or an
+        older `disposed_at`, under which the CRM state's cache would miss a disposition."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in self.DESK_FIELDS
+            ]
+        super().save(*args, **kwargs)
+
     # --- Secrets (write-only from the outside) ---------------------------------------------
 
     @property

@@ -261,3 +261,20 @@ def test_rotation_moves_launch_link_secrets_too(alice, settings):
     settings.MAXCONTACT_ENCRYPTION_KEYS = settings.MAXCONTACT_ENCRYPTION_KEYS.split(",")[0]
     tenant.refresh_from_db()
     assert tenant.launch_secret() == "launch-secret-" + "x" * 30
+
+
+def test_saving_an_account_read_earlier_keeps_her_newer_desk_state(alice):
+    """An admin's edit saves the whole account as it was read; her desk moved on meanwhile."""
+    from django.utils import timezone
+
+    stale = AgentAccount.objects.get(pk=alice.pk)
+    moved = {"desk_state": "on_call", "ready_before_call": True}
+    now = timezone.now()
+    AgentAccount.objects.filter(pk=alice.pk).update(**moved, desk_state_since=now, disposed_at=now)
+    stale.maxcontact_login = "alice.renamed"
+    stale.save()
+    fresh = AgentAccount.objects.get(pk=alice.pk)
+    assert fresh.maxcontact_login == "alice.renamed"
+    assert (fresh.desk_state, fresh.ready_before_call) == ("on_call", True)
+    assert fresh.desk_state_since == now
+    assert fresh.disposed_at == now

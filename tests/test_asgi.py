@@ -104,6 +104,7 @@ def test_requests_one_after_another_share_a_thread_and_its_database_connection()
         assert await _get("/healthz") == 200
         await _until(lambda: application.threads._idle)
         assert await _get("/healthz") == 200
+        await _until(lambda: application.threads._idle)  # kept again: closed below
 
     request_finished.connect(note)
     try:
