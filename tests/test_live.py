@@ -340,3 +340,47 @@ def test_a_click_forgets_her_errors_and_polls_her_one_interval_later(
     assert before <= float(info["action_at"]) <= after
     due = live.client().zscore(live.DUE, str(alice.pk))
     assert before + live.FAST - live.SLACK <= (due or 0) <= after + live.FAST - live.SLACK
+
+
+def test_a_batch_begins_with_locks_last_actions_versions_and_the_epoch(alice, bob):
+    r = live.client()
+    r.delete(live.CONFIG)
+    r.hset(f"{live.PREFIX}agent:{alice.pk}", mapping={"action_at": 123.5, "version": 42})
+    assert live.acquire(bob.pk, "another-poll", 5)
+    begun = live.begin_polls({alice.pk: "mine", bob.pk: "mine-too"}, 5)
+    assert list(begun) == [alice.pk]  # Bob is being polled elsewhere: left out
+    assert (begun[alice.pk].action_at, begun[alice.pk].version) == (123.5, 42)
+    assert begun[alice.pk].config == r.get(live.CONFIG)  # none was there: a new epoch
+    assert r.get(f"{live.PREFIX}lock:{alice.pk}") == "mine"
+    assert r.get(f"{live.PREFIX}lock:{bob.pk}") == "another-poll"
+    assert live.begin_polls({alice.pk: "again"}, 5) == {}  # her lock is held now
+
+
+def test_a_batchs_quiet_polls_are_recorded_and_unlocked_in_one_go(alice, bob):
+    r = live.client()
+    now = time.time()
+    for account in (alice, bob):
+        live.stream_opened(account.pk, "tab")
+        r.set(f"{live.PREFIX}snapshot:{account.pk}", "{}", ex=5)
+        r.hset(f"{live.PREFIX}agent:{account.pk}", "errors", 2)
+    r.zadd(live.DUE, {str(alice.pk): now, str(bob.pk): now}, xx=True)
+    r.set(f"{live.PREFIX}tenant:{alice.tenant_id}:errors", 3)
+    live.begin_polls({alice.pk: "a-token", bob.pk: "b-token"}, 5)
+    r.set(f"{live.PREFIX}lock:{bob.pk}", "taken-over")  # her lock expired and was taken
+    live.end_quiet_polls(
+        [
+            live.QuietPoll(alice.pk, alice.tenant_id, AgentState.READY, 0.05, "a-token"),
+            live.QuietPoll(bob.pk, bob.tenant_id, AgentState.READY, 0.8, "b-token"),  # slow
+        ]
+    )
+    alice_info, bob_info = live.agent_info(alice.pk), live.agent_info(bob.pk)
+    assert (alice_info["errors"], float(alice_info["interval"])) == ("0", live.FAST)
+    assert float(bob_info["interval"]) == pytest.approx(1.6)  # twice what it took
+    assert float(alice_info["read_at"]) >= now
+    assert r.zscore(live.DUE, str(alice.pk)) == pytest.approx(now)  # the claim's cadence
+    assert (r.zscore(live.DUE, str(bob.pk)) or 0) >= now + 1.6 - 5 * live.SLACK  # pushed back
+    assert r.get(f"{live.PREFIX}lock:{alice.pk}") is None  # released
+    assert r.get(f"{live.PREFIX}lock:{bob.pk}") == "taken-over"  # not hers any more: kept
+    assert r.ttl(f"{live.PREFIX}snapshot:{alice.pk}") > 5  # kept alive
+    assert r.ttl(f"{live.PREFIX}agent:{bob.pk}") > 5
+    assert r.get(f"{live.PREFIX}tenant:{alice.tenant_id}:errors") is None
