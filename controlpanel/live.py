@@ -59,6 +59,19 @@ def client() -> redis.Redis:
     )
 
 
+@cache
+def _script(source: str) -> Any:
+    """A Lua script, sent by its SHA (and loaded again if Redis forgot it)."""
+    return client().register_script(source)
+
+
+# Delete KEYS[1] if it still holds ARGV[1] (a lock or a lease released by its holder only).
+_DELETE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
 def channel(account_id: int) -> str:
     return f"{PREFIX}agent:{account_id}"
 
@@ -100,15 +113,8 @@ def stream_closed(account_id: int, stream_id: str, now: float | None = None) -> 
     """A panel closed; when it was her last one, polling her stops at once (atomically, so
     a tab opening at the same moment is never left unpolled)."""
     now = time.time() if now is None else now
-    client().eval(
-        _CLOSE_STREAM,
-        3,
-        f"{PREFIX}streams:{account_id}",
-        PRESENT,
-        DUE,
-        stream_id,
-        str(account_id),
-        now,
+    _script(_CLOSE_STREAM)(
+        keys=[f"{PREFIX}streams:{account_id}", PRESENT, DUE], args=[stream_id, account_id, now]
     )
 
 
@@ -125,20 +131,16 @@ if holder == false or holder == ARGV[1] then
 end
 return 0
 """
-_RELEASE_CRM = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 def claim_crm_channel(account_id: int, stream_id: str) -> bool:
     """Take or renew the agent's CRM channel for this stream; False while another holds it."""
     key = f"{PREFIX}crm:{account_id}"
-    return bool(client().eval(_CLAIM_CRM, 1, key, stream_id, int(CRM_LEASE * 1000)))
+    return bool(_script(_CLAIM_CRM)(keys=[key], args=[stream_id, int(CRM_LEASE * 1000)]))
 
 
 def release_crm_channel(account_id: int, stream_id: str) -> None:
-    client().eval(_RELEASE_CRM, 1, f"{PREFIX}crm:{account_id}", stream_id)
+    _script(_DELETE_IF_HELD)(keys=[f"{PREFIX}crm:{account_id}"], args=[stream_id])
 
 
 def note_dispatch(now: float | None = None) -> None:
@@ -203,11 +205,6 @@ def interval_for(state: AgentState, errors: int, tenant_errors: int) -> float:
 # --- Locks ------------------------------------------------------------------------------------
 
 
-def acquire(account_id: int, token: str, seconds: float) -> bool:
-    """A per-agent poll lock that expires by itself (a killed worker cannot keep it)."""
-    return bool(client().set(f"{PREFIX}lock:{account_id}", token, nx=True, px=int(seconds * 1000)))
-
-
 @dataclass(frozen=True)
 class PollBegun:
     action_at: float  # her last action (0: none known)
@@ -239,8 +236,9 @@ return out
 def begin_polls(tokens: dict[int, str], seconds: float) -> dict[int, PollBegun]:
     """Take the poll locks of a batch of agents (account id -> lock token), in one round trip
     with each one's last action and the configuration epoch. Agents whose lock another poll
-    holds are left out. One script, not two commands per agent (less packing and parsing of
-    commands in the worker, fewer commands for Redis; docs/performance.md)."""
+    holds are left out. A lock expires by itself after `seconds` (a killed worker cannot keep
+    it; `renewed` keeps a slow poll's). One script, not two commands per agent (less packing
+    and parsing of commands in the worker, fewer commands for Redis; docs/performance.md)."""
     keys = [key for a in tokens for key in (f"{PREFIX}lock:{a}", _agent(a))]
     *answers, config = _script(_BEGIN_POLLS)(
         keys=[*keys, CONFIG], args=[int(seconds * 1000), *tokens.values()]
@@ -254,12 +252,6 @@ def begin_polls(tokens: dict[int, str], seconds: float) -> dict[int, PollBegun]:
         )
         if locked
     }
-
-
-@cache
-def _script(source: str) -> Any:
-    """A Lua script, sent by its SHA (and loaded again if Redis forgot it)."""
-    return client().register_script(source)
 
 
 def bump_config() -> str:
@@ -351,14 +343,8 @@ def end_quiet_polls(polls: list[QuietPoll]) -> None:
     _script(_END_QUIET)(keys=[*keys, DUE, *tenants], args=args)
 
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
 def release(account_id: int, token: str) -> None:
-    _script(_RELEASE)(keys=[f"{PREFIX}lock:{account_id}"], args=[token])
+    _script(_DELETE_IF_HELD)(keys=[f"{PREFIX}lock:{account_id}"], args=[token])
 
 
 _RENEW = """
@@ -406,7 +392,11 @@ class _Renewer:
             with contextlib.suppress(redis.RedisError):
                 pipe = client().pipeline(transaction=False)
                 for (account_id, token), seconds in held:
-                    pipe.eval(_RENEW, 1, f"{PREFIX}lock:{account_id}", token, int(seconds * 1000))
+                    _script(_RENEW)(
+                        keys=[f"{PREFIX}lock:{account_id}"],
+                        args=[token, int(seconds * 1000)],
+                        client=pipe,
+                    )
                 pipe.execute()
 
 

@@ -220,18 +220,21 @@ def _active(account_id: int) -> bool:
 
 def _account_of(request: HttpRequest) -> int | None:
     """Her active account's id, or None; 0 when nobody is logged in (session or panel token).
-
-    A stream holds its request for hours, and with it the user read for it, her account and
-    its tenant (controlpanel.backends): about 5 KiB a stream (docs/performance.md, item 4).
-    The request keeps only her id, for the request log."""
+    Her account was read with her user (controlpanel.backends, or the token's account)."""
     user = request.user
     if not user.is_authenticated:
         return 0
     account = getattr(user, "agent_account", None)
-    request.logged_user_id = user.pk  # type: ignore[attr-defined]
+    return account.pk if account is not None and account.is_active else None
+
+
+def _forget_user(request: HttpRequest) -> None:
+    """A stream holds its request for hours, and with it the user read to let it in, her
+    account and its tenant: about 5 KiB a stream (docs/performance.md, item 4). The request
+    keeps only her id, for the request log."""
+    request.logged_user_id = request.user.pk  # type: ignore[attr-defined]
     request.__dict__.pop("_cached_user", None)
     request.user = AnonymousUser()
-    return account.pk if account is not None and account.is_active else None
 
 
 async def _crm_owner(account_id: int, stream_id: str) -> bool | None:
@@ -311,6 +314,7 @@ async def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         return HttpResponse(status=401)
     if account is None:
         return HttpResponse(status=403)
+    _forget_user(request)  # read already: no database here
     crm = request.GET.get("crm", "")
     if not CRM_PAGE.fullmatch(crm):
         crm = ""

@@ -177,39 +177,43 @@ def _sighting(account: AgentAccount, call: Call, now: datetime) -> TrackedCall:
     return tracked
 
 
+def _ended_states(account: AgentAccount) -> set[str]:
+    return {k for k, v in account.tenant.call_state_meanings.items() if v == "ended"}
+
+
+def _news(call: Call, tracked: TrackedCall, ended: set[str], now: datetime) -> dict[str, Any]:
+    """What getcalls tells of a call already sighted that its sighting does not say yet."""
+    news: dict[str, Any] = {}
+    if call.lead_id is not None and call.lead_id != tracked.lead_id:
+        news["lead_id"] = call.lead_id
+    if tracked.ended_seen_at is None and str(call.state) in ended:
+        news["ended_seen_at"] = now
+    return news
+
+
 def _sightings_change(
-    account: AgentAccount, calls: list[Call], current: dict[int, TrackedCall]
+    account: AgentAccount, calls: list[Call], current: dict[int, TrackedCall], now: datetime
 ) -> bool:
-    """Whether `_track` would write anything (keep the two in step)."""
+    """Whether `_track` would write anything: a call new or gone, or news of one."""
     if {call.call_id for call in calls} != set(current):
-        return True  # a new call, or one gone
-    ended = {k for k, v in account.tenant.call_state_meanings.items() if v == "ended"}
-    for call in calls:
-        tracked = current[call.call_id]
-        if call.lead_id is not None and call.lead_id != tracked.lead_id:
-            return True
-        if tracked.ended_seen_at is None and str(call.state) in ended:
-            return True
-    return False
+        return True
+    ended = _ended_states(account)
+    return any(_news(call, current[call.call_id], ended, now) for call in calls)
 
 
 def _track(account: AgentAccount, calls: list[Call], now: datetime) -> dict[int, TrackedCall]:
     """Bring the account's call sightings in line with getcalls; return them by call id."""
     current = {t.call_id: t for t in account.calls.current()}
-    ended_meanings = {k for k, v in account.tenant.call_state_meanings.items() if v == "ended"}
+    ended = _ended_states(account)
     for call in calls:
         tracked = current.get(call.call_id)
         if tracked is None:
             tracked = current[call.call_id] = _sighting(account, call, now)
-        changes: dict[str, Any] = {}
-        if call.lead_id is not None and call.lead_id != tracked.lead_id:
-            changes["lead_id"] = call.lead_id
-        if tracked.ended_seen_at is None and str(call.state) in ended_meanings:
-            changes["ended_seen_at"] = now
-        if changes:
-            for name, value in changes.items():
+        news = _news(call, tracked, ended, now)
+        if news:
+            for name, value in news.items():
                 setattr(tracked, name, value)
-            tracked.save(update_fields=list(changes))
+            tracked.save(update_fields=list(news))
     seen = {call.call_id for call in calls}
     gone = [call_id for call_id in current if call_id not in seen]
     if gone:
@@ -262,7 +266,7 @@ def desk_from_calls(account: AgentAccount, calls: list[Call], now: datetime) -> 
     When nothing needs writing (the common case: a click's read, most polls), no transaction
     is opened; SQLite's IMMEDIATE one takes the database's write lock even to read."""
     current = {t.call_id: t for t in account.calls.current()}
-    if not _sightings_change(account, calls, current):
+    if not _sightings_change(account, calls, current, now):
         views = [_view(account, call, current[call.call_id]) for call in calls]
         state = _next_state(account, views)
         if account.desk_state == state:

@@ -22,6 +22,11 @@ def clean_redis():
     _forget_live_state()
 
 
+def take_lock(account_id: int, token: str, seconds: float) -> bool:
+    """Her poll lock, taken as a poller takes it (the first step of a batch)."""
+    return bool(live.begin_polls({account_id: token}, seconds))
+
+
 def test_an_agent_is_present_while_a_panel_is_open(alice):
     assert live.present_agents() == set()
     live.stream_opened(alice.pk, "tab-1")
@@ -69,12 +74,12 @@ def test_the_dispatcher_fans_out_in_batches(alice, bob, settings, monkeypatch):
 
 
 def test_a_poll_lock_is_exclusive_and_expires_by_itself(alice):
-    assert live.acquire(alice.pk, "worker-1", 0.3)
-    assert not live.acquire(alice.pk, "worker-2", 0.3)
+    assert take_lock(alice.pk, "worker-1", 0.3)
+    assert not take_lock(alice.pk, "worker-2", 0.3)
     live.release(alice.pk, "worker-2")  # not the owner: no effect
-    assert not live.acquire(alice.pk, "worker-2", 0.3)
+    assert not take_lock(alice.pk, "worker-2", 0.3)
     time.sleep(0.35)  # a killed worker's lock
-    assert live.acquire(alice.pk, "worker-2", 0.3)
+    assert take_lock(alice.pk, "worker-2", 0.3)
 
 
 @pytest.mark.parametrize(
@@ -186,17 +191,17 @@ def test_refresh_agent_reads_renders_and_publishes_once(alice, simulator):
 
 
 def test_refresh_agent_skips_an_agent_being_polled(alice):
-    assert live.acquire(alice.pk, "someone-else", 5)
+    assert take_lock(alice.pk, "someone-else", 5)
     assert tasks.refresh_agent(alice.pk) is False
 
 
 def test_a_held_lock_is_renewed_while_the_poll_runs(alice):
-    assert live.acquire(alice.pk, "worker-1", 0.3)
+    assert take_lock(alice.pk, "worker-1", 0.3)
     with live.renewed(alice.pk, "worker-1", 0.3):
         time.sleep(0.7)  # longer than the lock's own lifetime
-        assert not live.acquire(alice.pk, "worker-2", 0.3)
+        assert not take_lock(alice.pk, "worker-2", 0.3)
     time.sleep(0.35)  # renewal stopped with the block: it expires by itself
-    assert live.acquire(alice.pk, "worker-2", 0.3)
+    assert take_lock(alice.pk, "worker-2", 0.3)
 
 
 def test_a_lost_snapshot_is_published_again_even_without_a_change(alice):
@@ -233,7 +238,7 @@ def test_an_unchanged_poll_touches_neither_database_nor_template(
     info = live.agent_info(alice.pk)
     assert float(info["read_at"]) > before  # recorded as a fresh, successful read
     assert info["errors"] == "0"
-    assert live.acquire(alice.pk, "next-poll", 1)  # its lock was released
+    assert take_lock(alice.pk, "next-poll", 1)  # its lock was released
 
 
 def test_an_action_or_a_change_makes_the_next_poll_a_full_one(alice, simulator):
@@ -346,7 +351,7 @@ def test_a_batch_begins_with_locks_last_actions_versions_and_the_epoch(alice, bo
     r = live.client()
     r.delete(live.CONFIG)
     r.hset(f"{live.PREFIX}agent:{alice.pk}", mapping={"action_at": 123.5, "version": 42})
-    assert live.acquire(bob.pk, "another-poll", 5)
+    assert take_lock(bob.pk, "another-poll", 5)
     begun = live.begin_polls({alice.pk: "mine", bob.pk: "mine-too"}, 5)
     assert list(begun) == [alice.pk]  # Bob is being polled elsewhere: left out
     assert (begun[alice.pk].action_at, begun[alice.pk].version) == (123.5, 42)

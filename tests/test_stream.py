@@ -200,6 +200,7 @@ def test_a_stream_keeps_her_id_for_the_log_and_not_her_user_account_and_tenant(a
     request.session = client.session
     request.user = get_user(request)
     assert stream._account_of(request) == alice.pk
+    stream._forget_user(request)
     assert not request.user.is_authenticated
     assert request.logged_user_id == alice.user.pk  # type: ignore[attr-defined]
     alice.is_active = False
